@@ -1,0 +1,140 @@
+//! Command-line arguments and logging set-up.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Train a detector of reconnaissance and C2 traffic from Zeek conn logs,
+/// then score new logs with it.
+#[derive(Debug, Parser)]
+#[command(name = "zeekml", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Log format on stderr: human-readable text, or JSON lines for schedulers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ZEEKML_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `zeekml_pipeline=debug`.
+    #[arg(long, global = true, env = "ZEEKML_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write UWF-ZeekData22-shaped CSV part files (synthetic, seeded).
+    Generate {
+        /// Total rows to write.
+        #[arg(long, default_value_t = 2_000_000)]
+        rows: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed; the same seed writes the same bytes.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Number of part files.
+        #[arg(long, default_value_t = 5)]
+        parts: usize,
+    },
+    /// Run a pipeline file's stages into the warehouse.
+    Run {
+        /// Pipeline file, e.g. pipelines/uwf_recon.toml.
+        pipeline: PathBuf,
+        /// Override a pipeline parameter: --set input=data/uwf (repeatable).
+        #[arg(long = "set", value_parser = parse_key_value)]
+        set: Vec<(String, String)>,
+        /// Warehouse directory.
+        #[arg(long, default_value = "warehouse", env = "ZEEKML_WAREHOUSE")]
+        warehouse: PathBuf,
+        /// Run only this stage.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        only: Option<String>,
+        /// Start at this stage (earlier tables must exist).
+        #[arg(long)]
+        from: Option<String>,
+        /// Stop after this stage.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Query warehouse tables with SQL (read-only).
+    Sql {
+        /// The query, e.g. "SELECT * FROM metrics".
+        query: String,
+        /// Warehouse directory.
+        #[arg(long, default_value = "warehouse", env = "ZEEKML_WAREHOUSE")]
+        warehouse: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Score connections with a saved model.
+    Score {
+        /// Model directory, e.g. warehouse/models/uwf_recon.
+        #[arg(long)]
+        model: PathBuf,
+        /// Files, directory, glob or URL of conn logs.
+        #[arg(long)]
+        input: String,
+        /// Output Parquet file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Score at or above which a connection is flagged (default: the model card's).
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// Input layout.
+        #[arg(long = "input-format", value_enum, default_value_t = InputKind::Zeek)]
+        input_format: InputKind,
+        /// Set unreadable rows aside instead of failing.
+        #[arg(long)]
+        reject_bad_rows: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InputKind {
+    /// Native Zeek conn logs (TSV or JSON lines, optionally gzipped).
+    Zeek,
+    /// CSV with a header (UWF exports).
+    Csv,
+    /// Parquet (UWF releases).
+    Parquet,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
+}
+
+/// Installs the stderr logger; stdout stays for results.
+pub fn init_logging(args: &GlobalArgs) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.with_target(false).compact().init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

@@ -1,0 +1,114 @@
+//! Runs one parsed command through the library crates and prints results.
+
+use anyhow::Context;
+use zeekml_pipeline::{InputFormat, OnBadRows, OutputFormat, RunOptions, ScoreOptions};
+
+use crate::cli::{Command, Format, InputKind};
+
+pub async fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Generate {
+            rows,
+            out,
+            seed,
+            parts,
+        } => {
+            let mut cfg = zeekml_generate::GenerateConfig::new(rows, &out);
+            cfg.seed = seed;
+            cfg.parts = parts;
+            let summary = tokio::task::spawn_blocking(move || zeekml_generate::generate(&cfg))
+                .await
+                .context("generator task")??;
+            let labels: Vec<String> = summary
+                .rows_by_label
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            println!(
+                "wrote {} rows in {} files to {} ({}; {} reconnaissance flows x 256) in {:.1}s",
+                summary.rows,
+                summary.files.len(),
+                out.display(),
+                labels.join(", "),
+                summary.recon_flows,
+                summary.seconds
+            );
+        }
+        Command::Run {
+            pipeline,
+            set,
+            warehouse,
+            only,
+            from,
+            to,
+        } => {
+            let opts = RunOptions {
+                overrides: set,
+                only,
+                from,
+                to,
+                ..RunOptions::new(warehouse)
+            };
+            let record = zeekml_pipeline::run_pipeline(&pipeline, &opts).await?;
+            for s in &record.stages {
+                println!(
+                    "{:<12} {:<9} rows_in={:<9} rows_out={:<9} rejected={:<6} {:>7.2}s  peak_rss={:.0}MiB",
+                    s.stage, s.kind, s.rows_in, s.rows_out, s.rows_rejected, s.seconds, s.peak_rss_mib
+                );
+            }
+            println!("run {} ok", record.run_id);
+        }
+        Command::Sql {
+            query,
+            warehouse,
+            format,
+        } => {
+            let (schema, batches) = zeekml_pipeline::query(&warehouse, &query).await?;
+            let format = match format {
+                Format::Table => OutputFormat::Table,
+                Format::Csv => OutputFormat::Csv,
+                Format::Json => OutputFormat::Json,
+            };
+            let text = zeekml_pipeline::render(&schema, &batches, format)?;
+            println!("{}", text.trim_end());
+        }
+        Command::Score {
+            model,
+            input,
+            out,
+            threshold,
+            input_format,
+            reject_bad_rows,
+        } => {
+            let opts = ScoreOptions {
+                model,
+                input,
+                format: match input_format {
+                    InputKind::Zeek => InputFormat::Zeek,
+                    InputKind::Csv => InputFormat::Csv,
+                    InputKind::Parquet => InputFormat::Parquet,
+                },
+                out: out.clone(),
+                threshold,
+                on_bad_rows: if reject_bad_rows {
+                    OnBadRows::Reject
+                } else {
+                    OnBadRows::Fail
+                },
+            };
+            let s = zeekml_pipeline::score_files(&opts).await?;
+            println!(
+                "scored {} connections, flagged {} at threshold {} ({} rows rejected) -> {}",
+                s.rows,
+                s.flagged,
+                s.threshold,
+                s.rejected,
+                out.display()
+            );
+            for (src, n) in &s.top_sources {
+                println!("  top source {src}: {n} flagged");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,542 @@
+//! Native Zeek conn logs (TSV with `#` headers, or JSON lines, optionally
+//! gzipped) into Arrow batches in [`zeek_schema`].
+//!
+//! Both formats parse a row into a fixed array of [`Value`]s, one per output
+//! column, which [`BatchAssembler`] appends to column builders. A row is only
+//! appended once every cell parsed, so a rejected row never leaves a partial
+//! row behind.
+
+use std::borrow::Cow;
+use std::io::Read;
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use flate2::read::MultiGzDecoder;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+
+use crate::error::{Error, Result};
+use crate::location::resolve_location;
+use crate::schema::{canonical_name, conn_schema, CONN_COLUMNS};
+use crate::{zeek_json, zeek_tsv};
+
+/// Index of `tunnel_parents` in [`zeek_schema`], right after the canonical columns.
+pub(crate) const TUNNEL_PARENTS: usize = CONN_COLUMNS.len();
+/// Number of values a parser fills per row (canonical columns + `tunnel_parents`).
+pub(crate) const ROW_VALUES: usize = TUNNEL_PARENTS + 1;
+
+/// Index of `ts` in the canonical schema: the one column that may also be an
+/// ISO 8601 string.
+pub(crate) const TS: usize = 0;
+
+static ZEEK_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields: Vec<Field> = conn_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("tunnel_parents", DataType::Utf8, true));
+    fields.push(Field::new("source_file", DataType::Utf8, false));
+    fields.push(Field::new("source_line", DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+});
+
+static REJECTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("file", DataType::Utf8, false),
+        Field::new("line", DataType::Int64, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("text", DataType::Utf8, false),
+    ]))
+});
+
+/// Output schema of the native Zeek readers: [`conn_schema`] plus
+/// `tunnel_parents` (set joined with `,`), `source_file` and `source_line`
+/// (1-based physical line), so every row can be traced back to its input.
+pub fn zeek_schema() -> SchemaRef {
+    Arc::clone(&ZEEK_SCHEMA)
+}
+
+/// Schema of the rejects table: `file`, `line`, `reason`, `text`.
+pub fn rejects_schema() -> SchemaRef {
+    Arc::clone(&REJECTS_SCHEMA)
+}
+
+/// What to do with a row that cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BadRows {
+    /// Stop with an error naming the file and line.
+    #[default]
+    Fail,
+    /// Set the row aside in [`ZeekRead::rejects`] and keep reading.
+    Reject,
+}
+
+/// A row set aside under [`BadRows::Reject`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The file the row came from.
+    pub file: String,
+    /// The 1-based physical line.
+    pub line: u64,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The line as read (invalid UTF-8 replaced).
+    pub text: String,
+}
+
+/// Options for the native Zeek readers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZeekReadOptions {
+    /// What to do with unreadable rows.
+    pub bad_rows: BadRows,
+    /// Maximum rows per output batch.
+    pub batch_size: usize,
+}
+
+impl Default for ZeekReadOptions {
+    fn default() -> Self {
+        Self {
+            bad_rows: BadRows::Fail,
+            batch_size: 65536,
+        }
+    }
+}
+
+/// The result of reading one or more Zeek log files.
+#[derive(Debug, Clone, Default)]
+pub struct ZeekRead {
+    /// Batches in [`zeek_schema`], in file order then line order.
+    pub batches: Vec<RecordBatch>,
+    /// Rows set aside under [`BadRows::Reject`].
+    pub rejects: Vec<Rejected>,
+    /// Number of files read.
+    pub files: usize,
+    /// Number of rows in `batches`.
+    pub rows: u64,
+}
+
+impl ZeekRead {
+    fn append(&mut self, other: ZeekRead) {
+        self.batches.extend(other.batches);
+        self.rejects.extend(other.rejects);
+        self.files += other.files;
+        self.rows += other.rows;
+    }
+}
+
+/// Builds the rejects table from rejected rows.
+pub fn rejects_to_batch(rejects: &[Rejected]) -> Result<RecordBatch> {
+    let mut file = StringBuilder::new();
+    let mut line = Int64Builder::with_capacity(rejects.len());
+    let mut reason = StringBuilder::new();
+    let mut text = StringBuilder::new();
+    for r in rejects {
+        file.append_value(&r.file);
+        line.append_value(i64::try_from(r.line).unwrap_or(i64::MAX));
+        reason.append_value(&r.reason);
+        text.append_value(&r.text);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(file.finish()),
+        Arc::new(line.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(text.finish()),
+    ];
+    Ok(RecordBatch::try_new(rejects_schema(), columns)?)
+}
+
+/// Reads one Zeek conn log held in memory. `file_name` names the file in
+/// errors and in the `source_file` column; it also enables gzip when it ends
+/// in `.gz` (gzip is detected from the magic bytes too).
+pub fn read_zeek_bytes(file_name: &str, bytes: &[u8], opts: &ZeekReadOptions) -> Result<ZeekRead> {
+    if bytes.is_empty() {
+        return Err(Error::EmptyFile {
+            file: file_name.to_string(),
+        });
+    }
+    let decompressed;
+    let bytes = if file_name.ends_with(".gz") || bytes.starts_with(&[0x1f, 0x8b]) {
+        decompressed = gunzip(file_name, bytes)?;
+        decompressed.as_slice()
+    } else {
+        bytes
+    };
+
+    let mut sink = RowSink::new(file_name, opts);
+    match detect(file_name, bytes)? {
+        Format::Tsv => zeek_tsv::parse(bytes, &mut sink)?,
+        Format::Json => zeek_json::parse(bytes, &mut sink)?,
+    }
+    sink.finish()
+}
+
+/// Resolves `location` (see [`resolve_location`]) and reads every file,
+/// parsing several files in parallel while keeping file order.
+pub async fn read_zeek(location: &str, opts: &ZeekReadOptions) -> Result<ZeekRead> {
+    let resolved = resolve_location(location).await?;
+    let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let reads = futures::stream::iter(resolved.files.iter().map(|meta| {
+        let store = Arc::clone(&resolved.store);
+        let name = resolved.display_path(&meta.location);
+        let path = meta.location.clone();
+        let opts = opts.clone();
+        async move {
+            let store_err = |source| Error::ObjectStore {
+                location: name.clone(),
+                source,
+            };
+            let bytes = store
+                .get(&path)
+                .await
+                .map_err(store_err)?
+                .bytes()
+                .await
+                .map_err(store_err)?;
+            tokio::task::spawn_blocking(move || read_zeek_bytes(&name, &bytes, &opts)).await?
+        }
+    }))
+    .buffered(parallelism);
+    reads
+        .try_fold(ZeekRead::default(), |mut acc, read| async move {
+            acc.append(read);
+            Ok::<_, Error>(acc)
+        })
+        .await
+}
+
+fn gunzip(file_name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(8));
+    MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|source| Error::Gzip {
+            file: file_name.to_string(),
+            source,
+        })?;
+    Ok(out)
+}
+
+enum Format {
+    Tsv,
+    Json,
+}
+
+fn detect(file_name: &str, bytes: &[u8]) -> Result<Format> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let Some(start) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return Err(Error::EmptyFile {
+            file: file_name.to_string(),
+        });
+    };
+    match bytes[start] {
+        b'#' => Ok(Format::Tsv),
+        b'{' => Ok(Format::Json),
+        _ => {
+            let end = (start + 16).min(bytes.len());
+            Err(Error::UnknownFormat {
+                file: file_name.to_string(),
+                found: String::from_utf8_lossy(&bytes[start..end]).into_owned(),
+            })
+        }
+    }
+}
+
+/// Output column for a Zeek (or canonical) field name, if it has one.
+pub(crate) fn column_for_name(name: &str) -> Option<usize> {
+    if name == "tunnel_parents" {
+        return Some(TUNNEL_PARENTS);
+    }
+    let canonical = canonical_name(name).unwrap_or(name);
+    CONN_COLUMNS.iter().position(|(c, _, _)| *c == canonical)
+}
+
+/// How a column's cells are parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Float,
+    Int,
+    Str,
+    Bool,
+}
+
+/// The cell kind of output column `col` (`col < ROW_VALUES`).
+pub(crate) fn kind_of(col: usize) -> Kind {
+    match CONN_COLUMNS.get(col).map(|(_, _, ty)| ty) {
+        Some(DataType::Float64) => Kind::Float,
+        Some(DataType::Int64) => Kind::Int,
+        Some(DataType::Boolean) => Kind::Bool,
+        _ => Kind::Str,
+    }
+}
+
+/// One parsed cell.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value<'a> {
+    Null,
+    Str(Cow<'a, str>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+pub(crate) type Row<'a> = [Value<'a>; ROW_VALUES];
+
+pub(crate) fn empty_row<'a>() -> Row<'a> {
+    std::array::from_fn(|_| Value::Null)
+}
+
+pub(crate) fn clear_row(row: &mut Row<'_>) {
+    for v in row.iter_mut() {
+        *v = Value::Null;
+    }
+}
+
+/// Parses a non-negative integer (Zeek `count` / `port`).
+pub(crate) fn parse_count(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    // Up to 18 digits cannot overflow i64: the common case, without `parse`.
+    if !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {
+        return Some(
+            b.iter()
+                .fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0')),
+        );
+    }
+    s.parse::<u64>().ok().and_then(|v| i64::try_from(v).ok())
+}
+
+/// Parses a finite float; NaN and infinities are not measurements.
+pub(crate) fn parse_float(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Parses an ISO 8601 timestamp (`2022-02-10T03:58:29.979Z`; no zone = UTC)
+/// into epoch seconds.
+pub(crate) fn parse_iso_ts(s: &str) -> Option<f64> {
+    use datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
+    if !s.contains('-') {
+        return None;
+    }
+    let nanos = string_to_timestamp_nanos(s).ok()?;
+    let secs = nanos.div_euclid(1_000_000_000);
+    let frac = nanos.rem_euclid(1_000_000_000);
+    Some(secs as f64 + frac as f64 / 1e9)
+}
+
+/// Parses a `ts` cell: epoch seconds (or a small relative number, kept as
+/// is), else an ISO 8601 timestamp.
+pub(crate) fn parse_ts(s: &str) -> Option<f64> {
+    parse_float(s).or_else(|| parse_iso_ts(s))
+}
+
+enum ColumnBuilder {
+    Float(Float64Builder),
+    Int(Int64Builder),
+    Str(StringBuilder),
+    Bool(BooleanBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(kind: Kind, capacity: usize) -> Self {
+        match kind {
+            Kind::Float => Self::Float(Float64Builder::with_capacity(capacity)),
+            Kind::Int => Self::Int(Int64Builder::with_capacity(capacity)),
+            Kind::Str => Self::Str(StringBuilder::with_capacity(capacity, capacity * 8)),
+            Kind::Bool => Self::Bool(BooleanBuilder::with_capacity(capacity)),
+        }
+    }
+
+    fn append(&mut self, value: &Value<'_>) {
+        match (self, value) {
+            (Self::Float(b), Value::Float(v)) => b.append_value(*v),
+            (Self::Int(b), Value::Int(v)) => b.append_value(*v),
+            (Self::Str(b), Value::Str(v)) => b.append_value(v),
+            (Self::Bool(b), Value::Bool(v)) => b.append_value(*v),
+            // Parsers produce each column's own kind; anything else is unset.
+            (Self::Float(b), _) => b.append_null(),
+            (Self::Int(b), _) => b.append_null(),
+            (Self::Str(b), _) => b.append_null(),
+            (Self::Bool(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Float(b) => Arc::new(b.finish()),
+            Self::Int(b) => Arc::new(b.finish()),
+            Self::Str(b) => Arc::new(b.finish()),
+            Self::Bool(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Receives parsed rows and bad rows of one file; builds batches and applies
+/// the bad-row policy.
+pub(crate) struct RowSink<'f> {
+    file: &'f str,
+    bad_rows: BadRows,
+    batch_size: usize,
+    columns: Vec<ColumnBuilder>,
+    source_file: StringBuilder,
+    source_line: Int64Builder,
+    pending: usize,
+    batches: Vec<RecordBatch>,
+    rejects: Vec<Rejected>,
+    rows: u64,
+}
+
+impl<'f> RowSink<'f> {
+    fn new(file: &'f str, opts: &ZeekReadOptions) -> Self {
+        let batch_size = opts.batch_size.max(1);
+        let mut sink = Self {
+            file,
+            bad_rows: opts.bad_rows,
+            batch_size,
+            columns: Vec::new(),
+            source_file: StringBuilder::new(),
+            source_line: Int64Builder::new(),
+            pending: 0,
+            batches: Vec::new(),
+            rejects: Vec::new(),
+            rows: 0,
+        };
+        sink.reset_builders();
+        sink
+    }
+
+    fn reset_builders(&mut self) {
+        // Small first allocation: most files are far smaller than a batch.
+        let capacity = self.batch_size.min(8192);
+        self.columns = (0..ROW_VALUES)
+            .map(|c| ColumnBuilder::new(kind_of(c), capacity))
+            .collect();
+        self.source_file = StringBuilder::with_capacity(capacity, capacity * self.file.len());
+        self.source_line = Int64Builder::with_capacity(capacity);
+    }
+
+    /// The file being read, for messages.
+    pub(crate) fn file(&self) -> &str {
+        self.file
+    }
+
+    /// Appends a fully parsed row found at physical line `line`.
+    pub(crate) fn push(&mut self, row: &Row<'_>, line: u64) -> Result<()> {
+        for (builder, value) in self.columns.iter_mut().zip(row.iter()) {
+            builder.append(value);
+        }
+        self.source_file.append_value(self.file);
+        self.source_line
+            .append_value(i64::try_from(line).unwrap_or(i64::MAX));
+        self.pending += 1;
+        self.rows += 1;
+        if self.pending >= self.batch_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Handles an unreadable row: an error under `Fail`, a reject under `Reject`.
+    pub(crate) fn bad_row(&mut self, line: u64, reason: String, text: &[u8]) -> Result<()> {
+        match self.bad_rows {
+            BadRows::Fail => Err(Error::BadRow {
+                file: self.file.to_string(),
+                line,
+                reason,
+            }),
+            BadRows::Reject => {
+                self.rejects.push(Rejected {
+                    file: self.file.to_string(),
+                    line,
+                    reason,
+                    text: String::from_utf8_lossy(text).into_owned(),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        let mut columns: Vec<ArrayRef> = self.columns.iter_mut().map(|b| b.finish()).collect();
+        columns.push(Arc::new(self.source_file.finish()));
+        columns.push(Arc::new(self.source_line.finish()));
+        self.batches
+            .push(RecordBatch::try_new(zeek_schema(), columns)?);
+        self.pending = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<ZeekRead> {
+        self.flush()?;
+        if self.rows == 0 && self.rejects.is_empty() {
+            tracing::warn!(file = self.file, "Zeek log holds no data rows");
+        }
+        Ok(ZeekRead {
+            batches: self.batches,
+            rejects: self.rejects,
+            files: 1,
+            rows: self.rows,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_parse_fast_and_strictly() {
+        assert_eq!(parse_count("0"), Some(0));
+        assert_eq!(parse_count("65535"), Some(65535));
+        assert_eq!(parse_count("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_count("9223372036854775808"), None);
+        assert_eq!(parse_count("-1"), None);
+        assert_eq!(parse_count("8o"), None);
+        assert_eq!(parse_count(""), None);
+        assert_eq!(parse_count("1.5"), None);
+    }
+
+    #[test]
+    fn floats_reject_nan_and_inf() {
+        assert_eq!(parse_float("19.981745"), Some(19.981745));
+        assert_eq!(parse_float("1.644465509979958E9"), Some(1_644_465_509.979_958));
+        assert_eq!(parse_float("NaN"), None);
+        assert_eq!(parse_float("inf"), None);
+    }
+
+    #[test]
+    fn iso_timestamps_become_epoch_seconds() {
+        let ts = parse_ts("2022-02-10T03:58:29.979Z").unwrap_or_default();
+        assert!((ts - 1_644_465_509.979).abs() < 1e-6, "{ts}");
+        assert_eq!(parse_ts("1517422326.539915"), Some(1_517_422_326.539_915));
+        assert_eq!(parse_ts("yesterday"), None);
+    }
+
+    #[test]
+    fn names_map_to_output_columns() {
+        assert_eq!(column_for_name("id.orig_h"), Some(2));
+        assert_eq!(column_for_name("src_ip"), Some(2));
+        assert_eq!(column_for_name("detailed-label"), Some(22));
+        assert_eq!(column_for_name("tunnel_parents"), Some(TUNNEL_PARENTS));
+        assert_eq!(column_for_name("_node_name"), None);
+        assert_eq!(zeek_schema().field(TUNNEL_PARENTS).name(), "tunnel_parents");
+        assert_eq!(zeek_schema().fields().len(), ROW_VALUES + 2);
+    }
+
+    #[test]
+    fn detects_format_from_first_byte() {
+        assert!(matches!(detect("f", b"\n  #separator"), Ok(Format::Tsv)));
+        assert!(matches!(detect("f", b"{\"ts\":1}"), Ok(Format::Json)));
+        let err = detect("f.csv", b"ts,uid\n1,2").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("f.csv: not a Zeek log: expected a '#' header line (TSV) or a '{' object (JSON), found \"ts,uid\\n1,2\"")
+        );
+        let err = detect("f", b"  \n").err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("f: empty file"));
+    }
+}

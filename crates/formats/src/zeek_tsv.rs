@@ -1,0 +1,340 @@
+//! Zeek's ASCII (TSV) log format.
+//!
+//! The header block (`#separator`, `#set_separator`, `#empty_field`,
+//! `#unset_field`, `#path`, `#fields`, ...) drives parsing, and a new block
+//! may start mid-file where logs were concatenated. Columns are mapped by
+//! their `#fields` name, so any order and extra columns work; a column's
+//! canonical type decides how it parses (`#types` is informative only).
+
+use std::borrow::Cow;
+
+use crate::error::{Error, Result};
+use crate::zeek::{
+    clear_row, column_for_name, empty_row, kind_of, parse_count, parse_float, parse_ts, Kind,
+    RowSink, Value, TS, TUNNEL_PARENTS,
+};
+
+/// Where one `#fields` entry goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// A column the canonical schema does not hold (`_node_name`, `ip_proto`).
+    Ignore,
+    /// An output column and how its cells parse.
+    Column(usize, Kind),
+    /// IoT-23's `tunnel_parents   label   detailed-label`: one field whose
+    /// cells hold several values split by the same run of spaces as the name.
+    Combined {
+        separator: String,
+        parts: Vec<Option<(usize, Kind)>>,
+    },
+}
+
+/// The header state in force for the data lines that follow it.
+#[derive(Debug)]
+struct Header {
+    separator: String,
+    set_separator: String,
+    empty_field: String,
+    unset_field: String,
+    /// `#fields` names and where each goes; `None` until `#fields` is seen.
+    fields: Option<(Vec<String>, Vec<Target>)>,
+}
+
+impl Default for Header {
+    fn default() -> Self {
+        Self {
+            separator: "\t".to_string(),
+            set_separator: ",".to_string(),
+            empty_field: "(empty)".to_string(),
+            unset_field: "-".to_string(),
+            fields: None,
+        }
+    }
+}
+
+/// Decodes Zeek's `\xNN` escapes (as in `#separator \x09`).
+fn unescape(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') {
+            let hex = s.get(i + 2..i + 4)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn target_for(name: &str) -> Target {
+    let trimmed = name.trim();
+    let mut words = trimmed.split_whitespace();
+    let first = words.next().unwrap_or_default();
+    if words.next().is_none() {
+        return column_for_name(first).map_or(Target::Ignore, |c| Target::Column(c, kind_of(c)));
+    }
+    // The run of whitespace between the first two names is the cell separator.
+    let rest = &trimmed[first.len()..];
+    let separator_len = rest.len() - rest.trim_start().len();
+    let separator = rest[..separator_len].to_string();
+    let parts = trimmed
+        .split_whitespace()
+        .map(|w| column_for_name(w).map(|c| (c, kind_of(c))))
+        .collect();
+    Target::Combined { separator, parts }
+}
+
+impl Header {
+    fn apply(&mut self, line: &str, file: &str, line_no: u64) -> Result<()> {
+        let bad = |reason: String| Error::BadHeader {
+            file: file.to_string(),
+            line: line_no,
+            reason,
+        };
+        if let Some(value) = line.strip_prefix("#separator") {
+            let value = value.trim_start_matches([' ', '\t']);
+            let separator = unescape(value)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| bad(format!("#separator {value:?} is not a usable separator")))?;
+            self.separator = separator;
+            return Ok(());
+        }
+        let (directive, rest) = line.split_once(self.separator.as_str()).unwrap_or((line, ""));
+        match directive {
+            "#set_separator" => {
+                self.set_separator = unescape(rest)
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| bad(format!("#set_separator {rest:?} is not usable")))?;
+            }
+            "#empty_field" => self.empty_field = rest.to_string(),
+            "#unset_field" => self.unset_field = rest.to_string(),
+            "#path" => {
+                if rest != "conn" {
+                    return Err(bad(format!("#path is {rest:?}, not a conn log")));
+                }
+            }
+            "#fields" => {
+                if rest.is_empty() {
+                    return Err(bad("#fields lists no fields".to_string()));
+                }
+                let names: Vec<String> = rest
+                    .split(self.separator.as_str())
+                    .map(str::to_string)
+                    .collect();
+                let targets = names.iter().map(|n| target_for(n)).collect();
+                self.fields = Some((names, targets));
+            }
+            // #open, #close, #types and comments carry nothing the rows need.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Parses one cell of a column of `kind`; `None` when it does not parse.
+    #[inline]
+    fn cell<'a>(&self, cell: &'a str, col: usize, kind: Kind) -> Option<Value<'a>> {
+        if cell == self.unset_field {
+            return Some(Value::Null);
+        }
+        Some(match kind {
+            Kind::Str => {
+                if cell == self.empty_field {
+                    Value::Str(Cow::Borrowed(""))
+                } else if col == TUNNEL_PARENTS && self.set_separator != "," {
+                    Value::Str(Cow::Owned(cell.replace(self.set_separator.as_str(), ",")))
+                } else {
+                    Value::Str(Cow::Borrowed(cell))
+                }
+            }
+            _ if cell == self.empty_field => Value::Null,
+            Kind::Int => Value::Int(parse_count(cell)?),
+            Kind::Float if col == TS => Value::Float(parse_ts(cell)?),
+            Kind::Float => Value::Float(parse_float(cell)?),
+            Kind::Bool => Value::Bool(match cell {
+                "T" | "true" => true,
+                "F" | "false" => false,
+                _ => return None,
+            }),
+        })
+    }
+}
+
+fn expected(kind: Kind, col: usize) -> &'static str {
+    match kind {
+        Kind::Int => "a non-negative integer",
+        Kind::Float if col == TS => "a number or an ISO 8601 time",
+        Kind::Float => "a finite number",
+        Kind::Bool => "T or F",
+        Kind::Str => "a string",
+    }
+}
+
+fn cell_error(name: &str, cell: &str, kind: Kind, col: usize) -> String {
+    format!("{name}: expected {}, found {cell:?}", expected(kind, col))
+}
+
+/// Parses a whole TSV log into `sink`.
+pub(crate) fn parse(bytes: &[u8], sink: &mut RowSink<'_>) -> Result<()> {
+    // One validation for the whole file; per-line only when it fails.
+    let whole = std::str::from_utf8(bytes).ok();
+    let mut header = Header::default();
+    let mut cells: Vec<&str> = Vec::with_capacity(32);
+    let mut row = empty_row();
+    let mut line_no = 0u64;
+    let mut pos = 0usize;
+
+    while pos < bytes.len() {
+        let start = pos;
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        pos = end + 1;
+        line_no += 1;
+        let stop = if end > start && bytes[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        let raw = &bytes[start..stop];
+        if raw.is_empty() {
+            continue;
+        }
+        let line = match whole {
+            Some(text) => &text[start..stop],
+            None => match std::str::from_utf8(raw) {
+                Ok(line) => line,
+                Err(e) => {
+                    let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1);
+                    sink.bad_row(line_no, reason, raw)?;
+                    continue;
+                }
+            },
+        };
+        if raw[0] == b'#' {
+            header.apply(line, sink.file(), line_no)?;
+            continue;
+        }
+        let Some((names, targets)) = &header.fields else {
+            sink.bad_row(line_no, "data row before any #fields header".to_string(), raw)?;
+            continue;
+        };
+
+        cells.clear();
+        if let [sep] = header.separator.as_bytes() {
+            let mut from = 0;
+            for at in memchr::memchr_iter(*sep, raw) {
+                cells.push(&line[from..at]);
+                from = at + 1;
+            }
+            cells.push(&line[from..]);
+        } else {
+            cells.extend(line.split(header.separator.as_str()));
+        }
+        if cells.len() != targets.len() {
+            let reason = format!(
+                "expected {} fields, found {}",
+                targets.len(),
+                cells.len()
+            );
+            sink.bad_row(line_no, reason, raw)?;
+            continue;
+        }
+
+        clear_row(&mut row);
+        let mut error = None;
+        for ((cell, target), name) in cells.iter().zip(targets).zip(names) {
+            match target {
+                Target::Ignore => {}
+                Target::Column(col, kind) => match header.cell(cell, *col, *kind) {
+                    Some(v) => row[*col] = v,
+                    None => {
+                        error = Some(cell_error(name, cell, *kind, *col));
+                        break;
+                    }
+                },
+                Target::Combined { separator, parts } => {
+                    let found = cell.matches(separator.as_str()).count() + 1;
+                    if found != parts.len() {
+                        error = Some(format!(
+                            "{}: expected {} values separated by {separator:?}, found {found}",
+                            name.trim(),
+                            parts.len()
+                        ));
+                        break;
+                    }
+                    for (value, part) in cell.split(separator.as_str()).zip(parts) {
+                        let Some((col, kind)) = part else { continue };
+                        match header.cell(value, *col, *kind) {
+                            Some(v) => row[*col] = v,
+                            None => {
+                                let part_name = zeek_name(*col);
+                                error = Some(cell_error(part_name, value, *kind, *col));
+                                break;
+                            }
+                        }
+                    }
+                    if error.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        match error {
+            None => sink.push(&row, line_no)?,
+            Some(reason) => sink.bad_row(line_no, reason, raw)?,
+        }
+    }
+    Ok(())
+}
+
+/// The Zeek field name of output column `col`, for messages.
+fn zeek_name(col: usize) -> &'static str {
+    crate::schema::CONN_COLUMNS
+        .get(col)
+        .map_or("tunnel_parents", |(_, zeek, _)| *zeek)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_separators() {
+        assert_eq!(unescape("\\x09").as_deref(), Some("\t"));
+        assert_eq!(unescape("\\x2c").as_deref(), Some(","));
+        assert_eq!(unescape(",").as_deref(), Some(","));
+        assert_eq!(unescape("\\xZZ"), None);
+    }
+
+    #[test]
+    fn combined_iot23_column_is_split() {
+        let target = target_for("tunnel_parents   label   detailed-label");
+        assert_eq!(
+            target,
+            Target::Combined {
+                separator: "   ".to_string(),
+                parts: vec![
+                    Some((TUNNEL_PARENTS, Kind::Str)),
+                    Some((21, Kind::Str)),
+                    Some((22, Kind::Str)),
+                ],
+            }
+        );
+        assert_eq!(target_for("id.resp_p"), Target::Column(5, Kind::Int));
+        assert_eq!(target_for("_node_name"), Target::Ignore);
+    }
+
+    #[test]
+    fn cells_follow_header_conventions() {
+        let h = Header::default();
+        assert_eq!(h.cell("-", 3, Kind::Int), Some(Value::Null));
+        assert_eq!(h.cell("(empty)", TUNNEL_PARENTS, Kind::Str), Some(Value::Str("".into())));
+        assert_eq!(h.cell("T", 12, Kind::Bool), Some(Value::Bool(true)));
+        assert_eq!(h.cell("x", 12, Kind::Bool), None);
+        assert_eq!(h.cell("80", 5, Kind::Int), Some(Value::Int(80)));
+        assert_eq!(h.cell("http", 5, Kind::Int), None);
+        assert_eq!(h.cell("19.5", TS, Kind::Float), Some(Value::Float(19.5)));
+    }
+}

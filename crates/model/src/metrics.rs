@@ -1,0 +1,230 @@
+//! Binary classification metrics with scikit-learn's conventions.
+//!
+//! Scores and labels are paired by position; a length mismatch makes the
+//! curve metrics return `None` and the confusion counts use the shorter length.
+
+/// Indices of `scores` by descending score; ties stay together.
+fn descending(scores: &[f64]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_unstable_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    idx
+}
+
+/// Walks thresholds from the highest score down, calling `step(tp, fp)` with
+/// the cumulative weighted true and false positives after each distinct score.
+fn walk(
+    scores: &[f64],
+    labels: &[bool],
+    weights: Option<&[f64]>,
+    mut step: impl FnMut(f64, f64),
+) -> Option<(f64, f64)> {
+    if labels.len() != scores.len() || weights.is_some_and(|w| w.len() != scores.len()) {
+        return None;
+    }
+    let idx = descending(scores);
+    let (mut tp, mut fp) = (0.0, 0.0);
+    for (k, &i) in idx.iter().enumerate() {
+        let w = weights.map_or(1.0, |w| w[i]);
+        if labels[i] {
+            tp += w;
+        } else {
+            fp += w;
+        }
+        let last_of_tie = idx.get(k + 1).is_none_or(|&j| scores[j] != scores[i]);
+        if last_of_tie {
+            step(tp, fp);
+        }
+    }
+    Some((tp, fp))
+}
+
+/// Area under the ROC curve: the probability that a random positive scores
+/// above a random negative, ties counting one half (the Mann-Whitney
+/// statistic, equal to the trapezoid rule over the tied steps, as
+/// `sklearn.metrics.roc_auc_score`). `None` when a class is absent.
+pub fn roc_auc(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Option<f64> {
+    let (mut prev_tp, mut prev_fp, mut area) = (0.0, 0.0, 0.0);
+    let (tp, fp) = walk(scores, labels, weights, |tp, fp| {
+        area += (fp - prev_fp) * (prev_tp + tp) / 2.0;
+        prev_tp = tp;
+        prev_fp = fp;
+    })?;
+    (tp > 0.0 && fp > 0.0).then(|| area / (tp * fp))
+}
+
+/// Average precision: the sum over distinct score thresholds of
+/// (recall gained) x (precision there), step-wise without interpolation,
+/// as `sklearn.metrics.average_precision_score`. `None` without positives.
+pub fn pr_auc(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Option<f64> {
+    let positives = match weights {
+        Some(w) if w.len() == labels.len() => labels.iter().zip(w).filter(|(l, _)| **l).map(|(_, w)| *w).sum(),
+        Some(_) => return None,
+        None => labels.iter().filter(|l| **l).count() as f64,
+    };
+    if positives <= 0.0 {
+        return None;
+    }
+    let (mut prev_recall, mut ap) = (0.0, 0.0);
+    walk(scores, labels, weights, |tp, fp| {
+        let recall = tp / positives;
+        if recall > prev_recall {
+            ap += (recall - prev_recall) * tp / (tp + fp);
+            prev_recall = recall;
+        }
+    })?;
+    Some(ap)
+}
+
+/// Confusion counts at a threshold; a score at or above it is positive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Confusion {
+    /// True positives.
+    pub tp: u64,
+    /// False positives.
+    pub fp: u64,
+    /// True negatives.
+    pub tn: u64,
+    /// False negatives (`fn` is a Rust keyword).
+    pub fn_: u64,
+}
+
+/// Counts predictions `score >= threshold` against the labels.
+pub fn confusion(scores: &[f64], labels: &[bool], threshold: f64) -> Confusion {
+    let mut c = Confusion::default();
+    for (&s, &l) in scores.iter().zip(labels) {
+        match (s >= threshold, l) {
+            (true, true) => c.tp += 1,
+            (true, false) => c.fp += 1,
+            (false, false) => c.tn += 1,
+            (false, true) => c.fn_ += 1,
+        }
+    }
+    c
+}
+
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+/// tp / (tp + fp); 0 when nothing is predicted positive (scikit-learn's
+/// `zero_division=0`).
+pub fn precision(c: &Confusion) -> f64 {
+    ratio(c.tp, c.tp + c.fp)
+}
+
+/// tp / (tp + fn); 0 when there are no positives.
+pub fn recall(c: &Confusion) -> f64 {
+    ratio(c.tp, c.tp + c.fn_)
+}
+
+/// Harmonic mean of precision and recall; 0 when both are 0.
+pub fn f1(c: &Confusion) -> f64 {
+    ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(v: &[u8]) -> Vec<bool> {
+        v.iter().map(|&x| x == 1).collect()
+    }
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    }
+
+    #[test]
+    fn roc_auc_by_hand() {
+        close(
+            roc_auc(&[0.1, 0.4, 0.35, 0.8], &b(&[0, 0, 1, 1]), None).unwrap(),
+            0.75,
+        );
+        // Perfect and inverted rankings.
+        close(roc_auc(&[0.1, 0.2, 0.8, 0.9], &b(&[0, 0, 1, 1]), None).unwrap(), 1.0);
+        close(roc_auc(&[0.9, 0.8, 0.2, 0.1], &b(&[0, 0, 1, 1]), None).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn roc_auc_ties_count_one_half() {
+        // Pairs (pos, neg): 0.5 vs 0.5 tie -> 1/2, 0.5 vs 0.2 -> 1,
+        // 0.9 vs 0.5 -> 1, 0.9 vs 0.2 -> 1: 3.5 / 4.
+        close(
+            roc_auc(&[0.5, 0.5, 0.9, 0.2], &b(&[1, 0, 1, 0]), None).unwrap(),
+            0.875,
+        );
+        // All scores tied: a coin flip.
+        close(roc_auc(&[0.3; 4], &b(&[1, 0, 1, 0]), None).unwrap(), 0.5);
+        // Two positives tie one negative at 0.4: (1 + 0.5) * 2 + 2 = 5 of 6 pairs.
+        close(
+            roc_auc(&[0.1, 0.4, 0.4, 0.4, 0.8], &b(&[0, 0, 1, 1, 1]), None).unwrap(),
+            5.0 / 6.0,
+        );
+    }
+
+    #[test]
+    fn roc_auc_weights_equal_repetition() {
+        let w = roc_auc(
+            &[0.1, 0.4, 0.35, 0.8],
+            &b(&[0, 0, 1, 1]),
+            Some(&[1.0, 3.0, 2.0, 1.0]),
+        )
+        .unwrap();
+        let r = roc_auc(
+            &[0.1, 0.4, 0.4, 0.4, 0.35, 0.35, 0.8],
+            &b(&[0, 0, 0, 0, 1, 1, 1]),
+            None,
+        )
+        .unwrap();
+        close(w, r);
+        // 2 negatives (0.1 x1, 0.4 x3) vs positives (0.35 x2, 0.8 x1):
+        // 0.35 beats 1 of 4 negative weight, 0.8 beats 4 of 4: (2*1 + 1*4) / (3*4).
+        close(w, 0.5);
+    }
+
+    #[test]
+    fn roc_auc_needs_both_classes() {
+        assert_eq!(roc_auc(&[0.1, 0.2], &b(&[1, 1]), None), None);
+        assert_eq!(roc_auc(&[0.1, 0.2], &b(&[1]), None), None);
+    }
+
+    #[test]
+    fn average_precision_by_hand() {
+        // sklearn average_precision_score([0,0,1,1],[0.1,0.4,0.35,0.8]) = 0.8333...
+        // thresholds 0.8: P=1, R=.5; 0.4: P=.5, R=.5; 0.35: P=2/3, R=1.
+        close(
+            pr_auc(&[0.1, 0.4, 0.35, 0.8], &b(&[0, 0, 1, 1]), None).unwrap(),
+            0.5 * 1.0 + 0.5 * (2.0 / 3.0),
+        );
+        // Ties form one threshold: sklearn gives 0.5*1 + 0.5*(2/3) as well
+        // for scores [0.8, 0.5, 0.5, 0.1] labels [1, 1, 0, 0].
+        close(
+            pr_auc(&[0.8, 0.5, 0.5, 0.1], &b(&[1, 1, 0, 0]), None).unwrap(),
+            0.5 + 0.5 * (2.0 / 3.0),
+        );
+        // All tied: precision at the only threshold = prevalence.
+        close(pr_auc(&[0.5; 4], &b(&[1, 0, 0, 0]), None).unwrap(), 0.25);
+        assert_eq!(pr_auc(&[0.5, 0.2], &b(&[0, 0]), None), None);
+    }
+
+    #[test]
+    fn confusion_and_rates() {
+        let scores = [0.1, 0.4, 0.35, 0.8, 0.5, 0.6];
+        let labels = b(&[0, 0, 1, 1, 1, 0]);
+        let c = confusion(&scores, &labels, 0.5);
+        assert_eq!(c, Confusion { tp: 2, fp: 1, tn: 2, fn_: 1 });
+        close(precision(&c), 2.0 / 3.0);
+        close(recall(&c), 2.0 / 3.0);
+        close(f1(&c), 2.0 / 3.0);
+        let none = confusion(&scores, &labels, 0.95);
+        assert_eq!(none, Confusion { tp: 0, fp: 0, tn: 3, fn_: 3 });
+        assert_eq!((precision(&none), recall(&none), f1(&none)), (0.0, 0.0, 0.0));
+        // precision 1, recall 1/3 -> f1 = 2 * 1/3 / (4/3) = 0.5
+        let c = confusion(&scores, &labels, 0.7);
+        close(f1(&c), 0.5);
+    }
+}

@@ -1,0 +1,447 @@
+//! The `lightgbm` stage settings, as written in a pipeline file.
+
+use datafusion::arrow::datatypes::{DataType, Schema};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One `[[stages]]` entry of kind `lightgbm` (the pipeline removes `kind`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Stage name, e.g. `train`.
+    pub name: String,
+    /// Input table, e.g. `features`.
+    pub input: String,
+    /// The deployed model is saved under `<warehouse>/models/<model_name>/`.
+    pub model_name: String,
+    /// Label column (0/1 integers or booleans).
+    #[serde(default = "default_label")]
+    pub label: String,
+    /// Feature columns; empty means every numeric or boolean column of the
+    /// input except the keys and the label, in table order.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Row identity columns; those present in the input are carried to the
+    /// scored table and never used as features unless listed in `features`.
+    #[serde(default = "default_keys")]
+    pub keys: Vec<String>,
+    /// Evaluation splits; one model is trained and evaluated per split.
+    #[serde(default = "default_splits")]
+    pub splits: Vec<SplitKind>,
+    /// The split whose model is saved and deployed.
+    #[serde(default)]
+    pub deploy_split: SplitKind,
+    /// Share of rows (or of groups, or of time) held out for testing.
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    /// Seed of the split assignment and of LightGBM.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Scores at or above this are predicted positive.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// LightGBM settings.
+    #[serde(default)]
+    pub params: LgbmParams,
+}
+
+/// How rows are divided into training and test sides.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitKind {
+    /// Stratified random split over rows, as the reference notebook did:
+    /// copies of one flow land on both sides, which inflates the scores.
+    RandomStratified,
+    /// Every row of one `uid` on one side, groups stratified by label, and
+    /// identical test rows evaluated once.
+    #[default]
+    #[serde(alias = "duplicate_aware")]
+    Dedup,
+    /// Train on the earliest rows by `ts`, test on the latest.
+    Time,
+}
+
+impl SplitKind {
+    /// The name written in the `split` columns and the model card.
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitKind::RandomStratified => "random_stratified",
+            SplitKind::Dedup => "dedup",
+            SplitKind::Time => "time",
+        }
+    }
+}
+
+impl std::fmt::Display for SplitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the two classes are weighted in training.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeight {
+    /// Weight the minority class up to the size of the majority class
+    /// (LightGBM's `is_unbalance`).
+    #[default]
+    IsUnbalance,
+    /// Weight positives by negatives / positives of the training side
+    /// (the usual XGBoost `scale_pos_weight` setting).
+    ScalePosWeight,
+    /// No class weighting.
+    None,
+}
+
+/// LightGBM settings; every field has a default.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LgbmParams {
+    /// Maximum leaves per tree.
+    pub num_leaves: u32,
+    /// Shrinkage per boosting round.
+    pub learning_rate: f64,
+    /// Maximum boosting rounds.
+    pub num_iterations: u32,
+    /// Stop when the validation log loss has not improved for this many
+    /// rounds; absent or 0 trains all rounds without a validation side.
+    pub early_stopping_rounds: Option<u32>,
+    /// Share of the training side (by the split's own grouping rule) held
+    /// out as validation for early stopping.
+    pub valid_fraction: f64,
+    /// Minimum distinct training rows per leaf.
+    pub min_data_in_leaf: u32,
+    /// Share of features sampled per tree.
+    pub feature_fraction: f64,
+    /// L2 regularisation of leaf values.
+    pub lambda_l2: f64,
+    /// Class weighting.
+    pub class_weight: ClassWeight,
+    /// Threads for LightGBM; 0 means one per core.
+    pub num_threads: usize,
+}
+
+impl Default for LgbmParams {
+    fn default() -> Self {
+        LgbmParams {
+            num_leaves: 31,
+            learning_rate: 0.1,
+            num_iterations: 100,
+            early_stopping_rounds: Some(20),
+            valid_fraction: 0.1,
+            min_data_in_leaf: 20,
+            feature_fraction: 1.0,
+            lambda_l2: 0.0,
+            class_weight: ClassWeight::IsUnbalance,
+            num_threads: 0,
+        }
+    }
+}
+
+impl LgbmParams {
+    /// Early stopping rounds when early stopping is on.
+    pub(crate) fn early_stopping(&self) -> Option<u32> {
+        self.early_stopping_rounds.filter(|&r| r > 0)
+    }
+
+    /// The thread count handed to LightGBM: fixed, so that training with
+    /// `deterministic` gives the same trees on every run of one machine.
+    pub(crate) fn threads(&self) -> usize {
+        resolve_threads(self.num_threads)
+    }
+}
+
+pub(crate) fn resolve_threads(n: usize) -> usize {
+    if n > 0 {
+        n
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+fn default_label() -> String {
+    "label".to_string()
+}
+
+fn default_keys() -> Vec<String> {
+    ["uid", "ts", "src_ip", "src_port", "dest_ip", "dest_port"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn default_splits() -> Vec<SplitKind> {
+    vec![SplitKind::RandomStratified, SplitKind::Dedup]
+}
+
+fn default_test_fraction() -> f64 {
+    0.25
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+fn default_threshold() -> f64 {
+    0.5
+}
+
+impl TrainSpec {
+    /// A spec with every optional setting at its default.
+    pub fn new(
+        name: impl Into<String>,
+        input: impl Into<String>,
+        model_name: impl Into<String>,
+    ) -> Self {
+        TrainSpec {
+            name: name.into(),
+            input: input.into(),
+            model_name: model_name.into(),
+            label: default_label(),
+            features: Vec::new(),
+            keys: default_keys(),
+            splits: default_splits(),
+            deploy_split: SplitKind::default(),
+            test_fraction: default_test_fraction(),
+            seed: default_seed(),
+            threshold: default_threshold(),
+            params: LgbmParams::default(),
+        }
+    }
+
+    pub(crate) fn context(&self) -> String {
+        format!("stage `{}`", self.name)
+    }
+
+    /// Checks the settings that do not depend on the input table.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: String| {
+            Err(Error::InvalidSpec {
+                context: self.context(),
+                field,
+                reason,
+            })
+        };
+        if self.model_name.is_empty()
+            || self.model_name.starts_with('.')
+            || self.model_name.contains(['/', '\\'])
+        {
+            return bad(
+                "model_name",
+                format!(
+                    "`{}` must be a plain directory name (not empty, no `/`, not starting with `.`)",
+                    self.model_name
+                ),
+            );
+        }
+        if !(0.0..1.0).contains(&self.test_fraction) {
+            return bad(
+                "test_fraction",
+                format!("{} is not in [0, 1)", self.test_fraction),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return bad("threshold", format!("{} is not in [0, 1]", self.threshold));
+        }
+        if self.splits.is_empty() {
+            return bad("splits", "at least one split is needed".to_string());
+        }
+        for (i, s) in self.splits.iter().enumerate() {
+            if self.splits[..i].contains(s) {
+                return bad("splits", format!("`{s}` is listed twice"));
+            }
+        }
+        if !self.splits.contains(&self.deploy_split) {
+            return bad(
+                "deploy_split",
+                format!(
+                    "`{}` is not one of the splits [{}]",
+                    self.deploy_split,
+                    self.splits
+                        .iter()
+                        .map(|s| s.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        for (i, f) in self.features.iter().enumerate() {
+            if self.features[..i].contains(f) {
+                return bad("features", format!("`{f}` is listed twice"));
+            }
+            if *f == self.label {
+                return bad("features", format!("the label `{f}` cannot be a feature"));
+            }
+        }
+        let p = &self.params;
+        if p.num_leaves < 2 {
+            return bad("params.num_leaves", format!("{} is below 2", p.num_leaves));
+        }
+        if p.num_iterations == 0 {
+            return bad("params.num_iterations", "must be at least 1".to_string());
+        }
+        if !(p.learning_rate > 0.0 && p.learning_rate.is_finite()) {
+            return bad(
+                "params.learning_rate",
+                format!("{} is not a positive number", p.learning_rate),
+            );
+        }
+        if !(0.0..1.0).contains(&p.valid_fraction) {
+            return bad(
+                "params.valid_fraction",
+                format!("{} is not in [0, 1)", p.valid_fraction),
+            );
+        }
+        if !(p.feature_fraction > 0.0 && p.feature_fraction <= 1.0) {
+            return bad(
+                "params.feature_fraction",
+                format!("{} is not in (0, 1]", p.feature_fraction),
+            );
+        }
+        if !(p.lambda_l2 >= 0.0 && p.lambda_l2.is_finite()) {
+            return bad(
+                "params.lambda_l2",
+                format!("{} is not a non-negative number", p.lambda_l2),
+            );
+        }
+        Ok(())
+    }
+
+    /// The feature columns this spec trains on, given the input schema:
+    /// the listed ones (checked to exist and be numeric), or every numeric or
+    /// boolean column except the keys and the label.
+    pub fn resolve_features(&self, schema: &Schema) -> Result<Vec<String>> {
+        let context = self.context();
+        if self.features.is_empty() {
+            let found: Vec<String> = schema
+                .fields()
+                .iter()
+                .filter(|f| {
+                    is_feature_type(f.data_type())
+                        && *f.name() != self.label
+                        && !self.keys.contains(f.name())
+                })
+                .map(|f| f.name().clone())
+                .collect();
+            if found.is_empty() {
+                return Err(Error::NoFeatures {
+                    context,
+                    table: self.input.clone(),
+                });
+            }
+            return Ok(found);
+        }
+        for name in &self.features {
+            let field = schema
+                .field_with_name(name)
+                .map_err(|_| Error::MissingColumn {
+                    context: context.clone(),
+                    table: self.input.clone(),
+                    column: name.clone(),
+                    available: column_list(schema),
+                })?;
+            if !is_feature_type(field.data_type()) {
+                return Err(Error::NonNumericFeature {
+                    context,
+                    table: self.input.clone(),
+                    column: name.clone(),
+                    data_type: field.data_type().clone(),
+                });
+            }
+        }
+        Ok(self.features.clone())
+    }
+}
+
+/// Types a feature column may have.
+pub(crate) fn is_feature_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Float64
+            | DataType::Float32
+            | DataType::Int64
+            | DataType::Int32
+            | DataType::Int16
+            | DataType::Int8
+            | DataType::UInt64
+            | DataType::UInt32
+            | DataType::UInt16
+            | DataType::UInt8
+            | DataType::Boolean
+    )
+}
+
+pub(crate) fn column_list(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_notebook() {
+        let spec: TrainSpec = serde_json::from_str(
+            r#"{"name": "train", "input": "features", "model_name": "uwf_recon"}"#,
+        )
+        .unwrap();
+        assert_eq!(spec, TrainSpec::new("train", "features", "uwf_recon"));
+        assert_eq!(spec.label, "label");
+        assert_eq!(spec.keys.len(), 6);
+        assert_eq!(
+            spec.splits,
+            vec![SplitKind::RandomStratified, SplitKind::Dedup]
+        );
+        assert_eq!(spec.deploy_split, SplitKind::Dedup);
+        assert_eq!(spec.test_fraction, 0.25);
+        assert_eq!(spec.seed, 42);
+        assert_eq!(spec.params.num_leaves, 31);
+        assert_eq!(spec.params.early_stopping_rounds, Some(20));
+        assert_eq!(spec.params.class_weight, ClassWeight::IsUnbalance);
+        spec.validate().unwrap();
+    }
+
+    #[test]
+    fn alias_and_unknown_fields() {
+        let spec: TrainSpec = serde_json::from_str(
+            r#"{"name": "t", "input": "f", "model_name": "m", "splits": ["duplicate_aware", "time"],
+                "deploy_split": "time", "params": {"class_weight": "scale_pos_weight", "num_leaves": 7}}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.splits, vec![SplitKind::Dedup, SplitKind::Time]);
+        assert_eq!(spec.params.num_leaves, 7);
+        assert_eq!(spec.params.learning_rate, 0.1);
+        let err = serde_json::from_str::<TrainSpec>(
+            r#"{"name": "t", "input": "f", "model_name": "m", "params": {"num_leaf": 7}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field `num_leaf`"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let mut spec = TrainSpec::new("train", "features", "m");
+        spec.splits = vec![SplitKind::RandomStratified];
+        let err = spec.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "stage `train`: invalid setting `deploy_split`: `dedup` is not one of the splits [random_stratified]"
+        );
+        let mut spec = TrainSpec::new("train", "features", "m");
+        spec.test_fraction = 1.0;
+        assert!(spec
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`test_fraction`: 1 is not in [0, 1)"));
+        let mut spec = TrainSpec::new("train", "features", "../x");
+        spec.model_name = "../x".into();
+        assert!(spec.validate().is_err());
+    }
+}

@@ -1,0 +1,228 @@
+//! Assignment of rows to train / valid / test sides. Every rule ranks rows
+//! (or groups) by hashes of their content, never by position: DataFusion
+//! scans hand rows over in a different order from run to run.
+
+use crate::hash;
+
+/// Side codes, indexes into [`SIDE_NAMES`].
+pub(crate) const TRAIN: u8 = 0;
+pub(crate) const VALID: u8 = 1;
+pub(crate) const TEST: u8 = 2;
+/// A test row identical to another test row: scored, not evaluated.
+pub(crate) const TEST_DUP: u8 = 3;
+pub(crate) const SIDE_NAMES: [&str; 4] = ["train", "valid", "test", "test_dup"];
+
+const SALT_TEST: u64 = 0x7465_7374;
+const SALT_GROUP: u64 = 0x6772_6f75_70;
+
+/// How many of `n` items a fraction takes, rounded half up.
+fn share(n: usize, fraction: f64) -> usize {
+    ((n as f64 * fraction).round() as usize).min(n)
+}
+
+/// Validation items out of `n` training items: never all of them.
+fn valid_share(n: usize, fraction: f64) -> usize {
+    share(n, fraction).min(n.saturating_sub(1))
+}
+
+/// Sorts `(rank, tiebreak, item)` and hands out sides: the first `n_test`
+/// items test, the next share of the rest valid, the remainder train.
+fn deal(mut ranked: Vec<(u64, u64, u32)>, test_fraction: f64, valid_fraction: f64) -> Vec<(u32, u8)> {
+    ranked.sort_unstable();
+    let n_test = share(ranked.len(), test_fraction);
+    let n_valid = valid_share(ranked.len() - n_test, valid_fraction);
+    ranked
+        .into_iter()
+        .enumerate()
+        .map(|(k, (_, _, item))| {
+            let side = if k < n_test {
+                TEST
+            } else if k < n_test + n_valid {
+                VALID
+            } else {
+                TRAIN
+            };
+            (item, side)
+        })
+        .collect()
+}
+
+/// Occurrence number of each row among rows with the same content hash.
+/// Which of several identical rows gets which number depends on input
+/// order, but identical rows cannot be told apart, so the outcome does not.
+fn occurrences(content: &[u64]) -> Vec<u32> {
+    let mut pairs: Vec<(u64, u32)> = content
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (c, i as u32))
+        .collect();
+    pairs.sort_unstable();
+    let mut occ = vec![0u32; content.len()];
+    let mut run = 0u32;
+    for k in 0..pairs.len() {
+        run = if k > 0 && pairs[k].0 == pairs[k - 1].0 {
+            run + 1
+        } else {
+            0
+        };
+        occ[pairs[k].1 as usize] = run;
+    }
+    occ
+}
+
+/// The notebook's stratified random split: within each class, rows ranked
+/// by hash(seed, content, occurrence); the first `test_fraction` of each
+/// class is test (exact per class), then `valid_fraction` of the rest valid.
+pub(crate) fn random_stratified(
+    content: &[u64],
+    labels: &[u8],
+    seed: u64,
+    test_fraction: f64,
+    valid_fraction: f64,
+) -> Vec<u8> {
+    let occ = occurrences(content);
+    let mut sides = vec![TRAIN; content.len()];
+    for class in [0u8, 1] {
+        let ranked: Vec<(u64, u64, u32)> = (0..content.len())
+            .filter(|&i| labels[i] == class)
+            .map(|i| {
+                (
+                    hash::rank(seed, SALT_TEST, content[i], u64::from(occ[i])),
+                    content[i],
+                    i as u32,
+                )
+            })
+            .collect();
+        for (i, side) in deal(ranked, test_fraction, valid_fraction) {
+            sides[i as usize] = side;
+        }
+    }
+    sides
+}
+
+/// Duplicate-aware split: rows grouped by `group` (the uid hash, or the
+/// content hash for rows without uid); whole groups ranked by
+/// hash(seed, group) within each group label (a group is positive when any
+/// of its rows is); test rows identical to an earlier test row become
+/// `TEST_DUP`.
+pub(crate) fn dedup(
+    group: &[u64],
+    content: &[u64],
+    labels: &[u8],
+    seed: u64,
+    test_fraction: f64,
+    valid_fraction: f64,
+) -> Vec<u8> {
+    let n = group.len();
+    let mut by_group: Vec<(u64, u32)> = group
+        .iter()
+        .enumerate()
+        .map(|(i, &g)| (g, i as u32))
+        .collect();
+    by_group.sort_unstable();
+    // Runs of equal group key: (key, first index into by_group, end, label).
+    let mut groups: Vec<(u64, usize, usize, u8)> = Vec::new();
+    let mut k = 0;
+    while k < n {
+        let key = by_group[k].0;
+        let mut end = k;
+        let mut label = 0u8;
+        while end < n && by_group[end].0 == key {
+            label = label.max(labels[by_group[end].1 as usize]);
+            end += 1;
+        }
+        groups.push((key, k, end, label));
+        k = end;
+    }
+    let mut sides = vec![TRAIN; n];
+    for class in [0u8, 1] {
+        let ranked: Vec<(u64, u64, u32)> = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.3 == class)
+            .map(|(gi, g)| (hash::rank(seed, SALT_GROUP, g.0, 0), g.0, gi as u32))
+            .collect();
+        for (gi, side) in deal(ranked, test_fraction, valid_fraction) {
+            let (_, from, to, _) = groups[gi as usize];
+            for &(_, row) in &by_group[from..to] {
+                sides[row as usize] = side;
+            }
+        }
+    }
+    let mut test_rows: Vec<(u64, u32)> = (0..n)
+        .filter(|&i| sides[i] == TEST)
+        .map(|i| (content[i], i as u32))
+        .collect();
+    test_rows.sort_unstable();
+    for k in 1..test_rows.len() {
+        if test_rows[k].0 == test_rows[k - 1].0 {
+            sides[test_rows[k].1 as usize] = TEST_DUP;
+        }
+    }
+    sides
+}
+
+/// Time split: rows before the `1 - test_fraction` quantile of `ts` train,
+/// the rest test; the latest `valid_fraction` of the training rows valid.
+/// Rows at one time always share a side.
+pub(crate) fn time(ts: &[f64], test_fraction: f64, valid_fraction: f64) -> Vec<u8> {
+    let n = ts.len();
+    let mut sorted = ts.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let keep = n - share(n, test_fraction);
+    let test_cut = (keep < n).then(|| sorted[keep]);
+    let n_train = test_cut.map_or(n, |c| sorted.partition_point(|&t| t < c));
+    let train = &sorted[..n_train];
+    let n_valid = valid_share(n_train, valid_fraction);
+    // The cut must leave earlier rows to train on.
+    let valid_cut = (n_valid > 0)
+        .then(|| train[n_train - n_valid])
+        .filter(|&c| c > train[0]);
+    ts.iter()
+        .map(|&t| {
+            if test_cut.is_some_and(|c| t >= c) {
+                TEST
+            } else if valid_cut.is_some_and(|c| t >= c) {
+                VALID
+            } else {
+                TRAIN
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_round_half_up() {
+        assert_eq!(share(10, 0.25), 3);
+        assert_eq!(share(4, 0.25), 1);
+        assert_eq!(share(1, 0.25), 0);
+        assert_eq!(valid_share(1, 0.5), 0);
+        assert_eq!(valid_share(2, 0.9), 1);
+    }
+
+    #[test]
+    fn time_split_cuts_at_the_quantile() {
+        let ts: Vec<f64> = (0..20).rev().map(f64::from).collect();
+        let sides = time(&ts, 0.25, 0.2);
+        let side_of = |t: f64| sides[ts.iter().position(|&x| x == t).unwrap()];
+        // 20 rows: 5 latest test; of the 15 earlier, 3 latest valid.
+        assert!((15..20).all(|t| side_of(f64::from(t)) == TEST));
+        assert!((12..15).all(|t| side_of(f64::from(t)) == VALID));
+        assert!((0..12).all(|t| side_of(f64::from(t)) == TRAIN));
+        // All at one time: nothing can be held out before it.
+        assert_eq!(time(&[3.0; 4], 0.25, 0.1), vec![TEST; 4]);
+    }
+
+    #[test]
+    fn occurrences_number_identical_rows() {
+        assert_eq!(occurrences(&[5, 7, 5, 5, 7]).iter().filter(|&&o| o == 2).count(), 1);
+        let occ = occurrences(&[5, 7, 5, 5, 7]);
+        let mut fives: Vec<u32> = [0, 2, 3].iter().map(|&i| occ[i]).collect();
+        fives.sort();
+        assert_eq!(fives, vec![0, 1, 2]);
+    }
+}

@@ -1,0 +1,491 @@
+//! Column access over a list of record batches: typed numeric readers,
+//! labels, key hashing, and gathers into the dense buffers LightGBM takes.
+//! Everything works column by column on the Arrow buffers; no row is ever
+//! materialised as a list of dynamic values.
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array,
+    Int64Array, Int8Array, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit,
+    UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
+use crate::hash;
+use crate::spec::column_list;
+
+/// Input batches seen as one table with global row numbers.
+pub(crate) struct Table<'a> {
+    pub batches: &'a [RecordBatch],
+    /// `starts[b]` is the global number of batch `b`'s first row; one extra
+    /// entry holds the total.
+    starts: Vec<usize>,
+    /// Name of the input table, for messages.
+    pub name: String,
+    /// Stage or model, for messages.
+    pub context: String,
+}
+
+impl<'a> Table<'a> {
+    pub fn new(batches: &'a [RecordBatch], name: &str, context: String) -> Self {
+        let mut starts = Vec::with_capacity(batches.len() + 1);
+        let mut n = 0;
+        for b in batches {
+            starts.push(n);
+            n += b.num_rows();
+        }
+        starts.push(n);
+        Table {
+            batches,
+            starts,
+            name: name.to_string(),
+            context,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.starts[self.batches.len()]
+    }
+
+    pub fn start(&self, batch: usize) -> usize {
+        self.starts[batch]
+    }
+
+    /// Batch and row within it of global row `row`.
+    #[inline]
+    pub fn locate(&self, row: usize) -> (usize, usize) {
+        let b = self.starts.partition_point(|&s| s <= row) - 1;
+        (b, row - self.starts[b])
+    }
+
+    pub fn has_column(&self, name: &str) -> bool {
+        self.batches
+            .first()
+            .is_some_and(|b| b.schema().column_with_name(name).is_some())
+    }
+
+    /// The column in every batch, or a `MissingColumn` error.
+    pub fn column(&self, name: &str) -> Result<Vec<&'a ArrayRef>> {
+        self.batches
+            .iter()
+            .map(|b| {
+                b.column_by_name(name).ok_or_else(|| Error::MissingColumn {
+                    context: self.context.clone(),
+                    table: self.name.clone(),
+                    column: name.to_string(),
+                    available: column_list(&b.schema()),
+                })
+            })
+            .collect()
+    }
+
+    /// "row N (uid X)": 1-based position in the input as handed over, with
+    /// the flow's uid when there is one, since scans do not keep row order.
+    pub fn describe_row(&self, row: usize) -> String {
+        let (b, i) = self.locate(row);
+        let uid = self.batches[b]
+            .column_by_name("uid")
+            .and_then(|c| string_at(c.as_ref(), i));
+        match uid {
+            Some(u) => format!("row {} (uid {u})", row + 1),
+            None => format!("row {}", row + 1),
+        }
+    }
+}
+
+fn string_at(a: &dyn Array, i: usize) -> Option<String> {
+    if a.is_null(i) {
+        return None;
+    }
+    match a.data_type() {
+        DataType::Utf8 => Some(a.as_string::<i32>().value(i).to_string()),
+        DataType::LargeUtf8 => Some(a.as_string::<i64>().value(i).to_string()),
+        DataType::Utf8View => Some(a.as_string_view().value(i).to_string()),
+        _ => None,
+    }
+}
+
+/// A numeric or boolean column of one batch, read as numbers.
+#[derive(Clone, Copy)]
+pub(crate) enum Num<'a> {
+    F64(&'a Float64Array),
+    F32(&'a Float32Array),
+    I64(&'a Int64Array),
+    I32(&'a Int32Array),
+    I16(&'a Int16Array),
+    I8(&'a Int8Array),
+    U64(&'a UInt64Array),
+    U32(&'a UInt32Array),
+    U16(&'a UInt16Array),
+    U8(&'a UInt8Array),
+    Bool(&'a BooleanArray),
+}
+
+impl<'a> Num<'a> {
+    pub fn new(a: &'a dyn Array) -> Option<Self> {
+        Some(match a.data_type() {
+            DataType::Float64 => Num::F64(a.as_primitive::<Float64Type>()),
+            DataType::Float32 => Num::F32(a.as_primitive::<Float32Type>()),
+            DataType::Int64 => Num::I64(a.as_primitive::<Int64Type>()),
+            DataType::Int32 => Num::I32(a.as_primitive::<Int32Type>()),
+            DataType::Int16 => Num::I16(a.as_primitive::<Int16Type>()),
+            DataType::Int8 => Num::I8(a.as_primitive::<Int8Type>()),
+            DataType::UInt64 => Num::U64(a.as_primitive::<UInt64Type>()),
+            DataType::UInt32 => Num::U32(a.as_primitive::<UInt32Type>()),
+            DataType::UInt16 => Num::U16(a.as_primitive::<UInt16Type>()),
+            DataType::UInt8 => Num::U8(a.as_primitive::<UInt8Type>()),
+            DataType::Boolean => Num::Bool(a.as_boolean()),
+            _ => return None,
+        })
+    }
+
+    pub fn is_float(&self) -> bool {
+        matches!(self, Num::F64(_) | Num::F32(_))
+    }
+
+    /// Value at `i`, `None` for null.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<f64> {
+        macro_rules! read {
+            ($a:expr) => {
+                if $a.is_null(i) {
+                    None
+                } else {
+                    Some($a.value(i) as f64)
+                }
+            };
+        }
+        match self {
+            Num::F64(a) => read!(a),
+            Num::F32(a) => read!(a),
+            Num::I64(a) => read!(a),
+            Num::I32(a) => read!(a),
+            Num::I16(a) => read!(a),
+            Num::I8(a) => read!(a),
+            Num::U64(a) => read!(a),
+            Num::U32(a) => read!(a),
+            Num::U16(a) => read!(a),
+            Num::U8(a) => read!(a),
+            Num::Bool(a) => {
+                if a.is_null(i) {
+                    None
+                } else {
+                    Some(if a.value(i) { 1.0 } else { 0.0 })
+                }
+            }
+        }
+    }
+
+    /// The value LightGBM sees: f32 (in training and scoring alike, which
+    /// halves the dense buffers; LightGBM bins every feature into at most
+    /// 255 bins anyway), NaN for null (LightGBM's missing value).
+    #[inline]
+    pub fn feature(&self, i: usize) -> f32 {
+        self.get(i).map_or(f32::NAN, |v| v as f32)
+    }
+
+    /// Exact integer value at `i` for integer and boolean columns.
+    fn get_int(&self, i: usize) -> Option<i128> {
+        macro_rules! read {
+            ($a:expr) => {
+                if $a.is_null(i) {
+                    None
+                } else {
+                    Some($a.value(i) as i128)
+                }
+            };
+        }
+        match self {
+            Num::I64(a) => read!(a),
+            Num::I32(a) => read!(a),
+            Num::I16(a) => read!(a),
+            Num::I8(a) => read!(a),
+            Num::U64(a) => read!(a),
+            Num::U32(a) => read!(a),
+            Num::U16(a) => read!(a),
+            Num::U8(a) => read!(a),
+            Num::Bool(a) => {
+                if a.is_null(i) {
+                    None
+                } else {
+                    Some(a.value(i) as i128)
+                }
+            }
+            Num::F64(_) | Num::F32(_) => None,
+        }
+    }
+}
+
+/// Feature columns resolved in every batch, in feature order.
+pub(crate) struct Features<'a> {
+    pub names: Vec<String>,
+    /// `cols[feature][batch]`.
+    cols: Vec<Vec<Num<'a>>>,
+}
+
+impl<'a> Features<'a> {
+    pub fn resolve(table: &Table<'a>, names: &[String]) -> Result<Self> {
+        let mut cols = Vec::with_capacity(names.len());
+        for name in names {
+            let arrays = table.column(name)?;
+            let nums = arrays
+                .iter()
+                .map(|a| {
+                    Num::new(a.as_ref()).ok_or_else(|| Error::NonNumericFeature {
+                        context: table.context.clone(),
+                        table: table.name.clone(),
+                        column: name.clone(),
+                        data_type: a.data_type().clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            cols.push(nums);
+        }
+        Ok(Features {
+            names: names.to_vec(),
+            cols,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Checks that every value is finite or null and returns, per row, a
+    /// hash of the feature vector as the model sees it.
+    pub fn hash_rows(&self, table: &Table<'_>) -> Result<Vec<u64>> {
+        let mut h = vec![0u64; table.rows()];
+        for (f, per_batch) in self.cols.iter().enumerate() {
+            for (b, col) in per_batch.iter().enumerate() {
+                let start = table.start(b);
+                let out = &mut h[start..table.start(b + 1)];
+                let check = col.is_float();
+                for (i, slot) in out.iter_mut().enumerate() {
+                    let bits = match col.get(i) {
+                        None => hash::NULL,
+                        Some(v) => {
+                            let x = v as f32;
+                            if check && !x.is_finite() {
+                                return Err(Error::NonFiniteFeature {
+                                    context: table.context.clone(),
+                                    column: self.names[f].clone(),
+                                    value: v,
+                                    row: table.describe_row(start + i),
+                                });
+                            }
+                            u64::from(hash::f32_bits(x))
+                        }
+                    };
+                    *slot = hash::add(*slot, bits);
+                }
+            }
+        }
+        Ok(h)
+    }
+
+    /// Whether global rows `a` and `b` have the same feature vector.
+    pub fn rows_equal(&self, table: &Table<'_>, a: usize, b: usize) -> bool {
+        let (ba, ia) = table.locate(a);
+        let (bb, ib) = table.locate(b);
+        self.cols.iter().all(|c| {
+            hash::f32_bits(c[ba].feature(ia)) == hash::f32_bits(c[bb].feature(ib))
+        })
+    }
+
+    /// Column-major `rows.len() x features` buffer of the given global rows.
+    pub fn gather_col_major(&self, table: &Table<'_>, rows: &[u32], out: &mut Vec<f32>) {
+        let locs: Vec<(u32, u32)> = rows
+            .iter()
+            .map(|&r| {
+                let (b, i) = table.locate(r as usize);
+                (b as u32, i as u32)
+            })
+            .collect();
+        out.clear();
+        out.reserve_exact(rows.len() * self.len());
+        for per_batch in &self.cols {
+            out.extend(
+                locs.iter()
+                    .map(|&(b, i)| per_batch[b as usize].feature(i as usize)),
+            );
+        }
+    }
+
+    /// Row-major `rows.len() x features` buffer of the given global rows.
+    pub fn gather_row_major(&self, table: &Table<'_>, rows: &[u32], out: &mut Vec<f32>) {
+        let nf = self.len();
+        out.clear();
+        out.resize(rows.len() * nf, 0.0);
+        let locs: Vec<(u32, u32)> = rows
+            .iter()
+            .map(|&r| {
+                let (b, i) = table.locate(r as usize);
+                (b as u32, i as u32)
+            })
+            .collect();
+        for (f, per_batch) in self.cols.iter().enumerate() {
+            for (k, &(b, i)) in locs.iter().enumerate() {
+                out[k * nf + f] = per_batch[b as usize].feature(i as usize);
+            }
+        }
+    }
+
+    /// Row-major buffer of rows `from..to` of batch `b`.
+    pub fn batch_row_major(&self, b: usize, from: usize, to: usize, out: &mut Vec<f32>) {
+        let nf = self.len();
+        out.clear();
+        out.resize((to - from) * nf, 0.0);
+        for (f, per_batch) in self.cols.iter().enumerate() {
+            let col = per_batch[b];
+            for (k, i) in (from..to).enumerate() {
+                out[k * nf + f] = col.feature(i);
+            }
+        }
+    }
+}
+
+/// Labels as 0/1 bytes; any other value or a null is an error naming the row.
+pub(crate) fn read_labels(table: &Table<'_>, column: &str) -> Result<Vec<u8>> {
+    let arrays = table.column(column)?;
+    let mut labels = Vec::with_capacity(table.rows());
+    for (b, a) in arrays.iter().enumerate() {
+        let num = Num::new(a.as_ref())
+            .filter(|n| !n.is_float())
+            .ok_or_else(|| Error::LabelType {
+                context: table.context.clone(),
+                table: table.name.clone(),
+                column: column.to_string(),
+                data_type: a.data_type().clone(),
+            })?;
+        for i in 0..a.len() {
+            match num.get_int(i) {
+                Some(0) => labels.push(0),
+                Some(1) => labels.push(1),
+                Some(value) => {
+                    return Err(Error::InvalidLabel {
+                        context: table.context.clone(),
+                        column: column.to_string(),
+                        value,
+                        row: table.describe_row(table.start(b) + i),
+                    })
+                }
+                None => {
+                    return Err(Error::NullLabel {
+                        context: table.context.clone(),
+                        column: column.to_string(),
+                        row: table.describe_row(table.start(b) + i),
+                    })
+                }
+            }
+        }
+    }
+    Ok(labels)
+}
+
+/// Calls `f(row_in_batch, hash)` for every row of `a`; `hash` is `None` for
+/// null. Strings and numbers are hashed directly; other types through their
+/// text form.
+pub(crate) fn hash_values(
+    a: &dyn Array,
+    context: &str,
+    mut f: impl FnMut(usize, Option<u64>),
+) -> Result<()> {
+    match a.data_type() {
+        DataType::Utf8 => {
+            let s = a.as_string::<i32>();
+            for i in 0..s.len() {
+                f(i, s.is_valid(i).then(|| hash::bytes(s.value(i).as_bytes())));
+            }
+        }
+        DataType::LargeUtf8 => {
+            let s = a.as_string::<i64>();
+            for i in 0..s.len() {
+                f(i, s.is_valid(i).then(|| hash::bytes(s.value(i).as_bytes())));
+            }
+        }
+        DataType::Utf8View => {
+            let s = a.as_string_view();
+            for i in 0..s.len() {
+                f(i, s.is_valid(i).then(|| hash::bytes(s.value(i).as_bytes())));
+            }
+        }
+        _ => {
+            if let Some(n) = Num::new(a) {
+                for i in 0..a.len() {
+                    f(i, n.get(i).map(hash::f64_bits));
+                }
+            } else {
+                let text = cast(a, &DataType::Utf8).map_err(|source| Error::Arrow {
+                    context: context.to_string(),
+                    during: "read a key column as text",
+                    source,
+                })?;
+                let s = text.as_string::<i32>();
+                for i in 0..s.len() {
+                    f(i, s.is_valid(i).then(|| hash::bytes(s.value(i).as_bytes())));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Folds column `name` of every batch into the per-row hashes `h`.
+pub(crate) fn hash_column_into(table: &Table<'_>, name: &str, h: &mut [u64]) -> Result<()> {
+    for (b, a) in table.column(name)?.into_iter().enumerate() {
+        let start = table.start(b);
+        hash_values(a.as_ref(), &table.context, |i, v| {
+            let slot = &mut h[start + i];
+            *slot = hash::add(*slot, v.unwrap_or(hash::NULL));
+        })?;
+    }
+    Ok(())
+}
+
+/// Times in seconds from a numeric or timestamp column; null or non-finite
+/// times are errors naming the row.
+pub(crate) fn read_times(table: &Table<'_>, column: &str) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(table.rows());
+    for (b, a) in table.column(column)?.into_iter().enumerate() {
+        let bad_type = || Error::TimeType {
+            context: table.context.clone(),
+            column: column.to_string(),
+            data_type: a.data_type().clone(),
+        };
+        let start = table.start(b);
+        let bad_row = |i: usize| Error::BadTime {
+            context: table.context.clone(),
+            column: column.to_string(),
+            row: table.describe_row(start + i),
+        };
+        if let DataType::Timestamp(unit, _) = a.data_type() {
+            let per_second = match unit {
+                TimeUnit::Second => 1.0,
+                TimeUnit::Millisecond => 1e3,
+                TimeUnit::Microsecond => 1e6,
+                TimeUnit::Nanosecond => 1e9,
+            };
+            let ints = cast(a, &DataType::Int64).map_err(|_| bad_type())?;
+            let ints = ints.as_primitive::<Int64Type>();
+            for i in 0..ints.len() {
+                if ints.is_null(i) {
+                    return Err(bad_row(i));
+                }
+                out.push(ints.value(i) as f64 / per_second);
+            }
+        } else {
+            let n = Num::new(a.as_ref()).ok_or_else(bad_type)?;
+            for i in 0..a.len() {
+                match n.get(i) {
+                    Some(v) if v.is_finite() => out.push(v),
+                    _ => return Err(bad_row(i)),
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,371 @@
+//! Pipeline files (`pipelines/*.toml`): parameters and the ordered stages.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use zeekml_model::TrainSpec;
+
+use crate::error::{Error, Result};
+
+/// A parsed pipeline file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// Pipeline name, recorded in the run manifest.
+    pub name: String,
+    /// One line saying what the pipeline is for.
+    #[serde(default)]
+    pub description: String,
+    /// Named parameters: `${name}` in stage settings and `$name` in SQL.
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+    /// The stages, in the order they run.
+    pub stages: Vec<StageSpec>,
+}
+
+/// One stage of a pipeline; `kind` selects the runner.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StageSpec {
+    /// Read input files into a Parquet table.
+    Ingest(IngestSpec),
+    /// Run one `.sql` file and store its result as a table.
+    Sql(SqlSpec),
+    /// Train and evaluate a LightGBM model.
+    Lightgbm(TrainSpec),
+    /// Apply a saved model to a table.
+    Score(ScoreSpec),
+}
+
+impl StageSpec {
+    /// The stage name, which is also the name of the table it writes.
+    pub fn name(&self) -> &str {
+        match self {
+            StageSpec::Ingest(s) => &s.name,
+            StageSpec::Sql(s) => &s.name,
+            StageSpec::Lightgbm(s) => &s.name,
+            StageSpec::Score(s) => &s.name,
+        }
+    }
+
+    /// The runner kind as written in the pipeline file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StageSpec::Ingest(_) => "ingest",
+            StageSpec::Sql(_) => "sql",
+            StageSpec::Lightgbm(_) => "lightgbm",
+            StageSpec::Score(_) => "score",
+        }
+    }
+}
+
+/// Input file layouts the ingest stage reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputFormat {
+    /// Comma-separated files with a header row (the UWF CSV exports).
+    Csv,
+    /// Parquet files (the UWF Parquet releases).
+    Parquet,
+    /// Native Zeek conn logs: TSV with a `#fields` header or JSON lines, optionally gzipped.
+    Zeek,
+}
+
+/// What to do with a row that cannot be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBadRows {
+    /// Stop the run with the file and line.
+    #[default]
+    Fail,
+    /// Set the row aside in the rejects table with the reason, and go on.
+    Reject,
+}
+
+/// Settings of an `ingest` stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSpec {
+    /// Stage and table name.
+    pub name: String,
+    /// A file, directory, glob or object store URL; `${param}` is substituted.
+    pub input: String,
+    /// Input layout.
+    pub format: InputFormat,
+    /// Canonical column name = name in the input, for inputs whose names differ.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// Policy for unreadable rows.
+    #[serde(default)]
+    pub on_bad_rows: OnBadRows,
+    /// Table that receives rejected rows.
+    #[serde(default = "default_rejects")]
+    pub rejects_table: String,
+    /// Write the table under `<table>/<column>=<value>/`, replacing only that
+    /// partition; `${param}` is substituted in the value.
+    #[serde(default)]
+    pub partition: Option<PartitionSpec>,
+}
+
+/// A single Hive-style partition a stage writes into.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionSpec {
+    /// Partition column name, e.g. `date`.
+    pub column: String,
+    /// Partition value, e.g. `${date}`.
+    pub value: String,
+}
+
+fn default_rejects() -> String {
+    "rejects".to_string()
+}
+
+/// Settings of a `sql` stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSpec {
+    /// Stage and table name; must match the `-- stage:` header of the file.
+    pub name: String,
+    /// The `.sql` file, relative to the pipeline file.
+    pub sql: PathBuf,
+    /// Optional partition the result is written into.
+    #[serde(default)]
+    pub partition: Option<PartitionSpec>,
+}
+
+/// Settings of a `score` stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreSpec {
+    /// Stage and table name.
+    pub name: String,
+    /// Table holding the canonical connections to score.
+    pub input: String,
+    /// Model directory (`${param}` substituted; relative paths are taken
+    /// from the warehouse root, e.g. `models/uwf_recon`).
+    pub model: String,
+    /// Decision threshold; the model card's when absent.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Optional partition the result is written into.
+    #[serde(default)]
+    pub partition: Option<PartitionSpec>,
+}
+
+/// A pipeline file together with where it was read from and its parameters
+/// after `--set` overrides.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Its contents.
+    pub file: PipelineFile,
+}
+
+impl Pipeline {
+    /// Reads and validates a pipeline file, then applies `--set` overrides.
+    pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadPipeline {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text, overrides)
+    }
+
+    /// Parses pipeline text; `path` is used for messages and relative paths.
+    pub fn parse(path: &Path, text: &str, overrides: &[(String, String)]) -> Result<Self> {
+        let mut file: PipelineFile =
+            toml::from_str(text).map_err(|source| Error::ParsePipeline {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            })?;
+        let invalid = |message: String| Error::InvalidPipeline {
+            path: path.to_path_buf(),
+            message,
+        };
+        for (key, value) in overrides {
+            let Some(slot) = file.params.get_mut(key) else {
+                let known: Vec<&str> = file.params.keys().map(String::as_str).collect();
+                return Err(invalid(format!(
+                    "--set {key}: no such parameter (parameters: {})",
+                    known.join(", ")
+                )));
+            };
+            *slot = coerce(slot, value).map_err(|m| invalid(format!("--set {key}: {m}")))?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for stage in &file.stages {
+            if !seen.insert(stage.name().to_string()) {
+                return Err(invalid(format!("stage '{}' is defined twice", stage.name())));
+            }
+            if !valid_table_name(stage.name()) {
+                return Err(invalid(format!(
+                    "stage name '{}' must be lowercase letters, digits and '_'",
+                    stage.name()
+                )));
+            }
+        }
+        if file.stages.is_empty() {
+            return Err(invalid("no stages".to_string()));
+        }
+        Ok(Pipeline {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Directory that relative paths in the pipeline file are resolved from.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// Replaces every `${name}` in `text` with the parameter's value.
+    pub fn substitute(&self, text: &str) -> Result<String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                return Err(self.invalid(format!("unclosed '${{' in '{text}'")));
+            };
+            let key = &after[..end];
+            let value = self.file.params.get(key).ok_or_else(|| {
+                self.invalid(format!("'{text}' refers to undefined parameter '{key}'"))
+            })?;
+            out.push_str(&param_text(value));
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// An error about this pipeline file.
+    pub fn invalid(&self, message: String) -> Error {
+        Error::InvalidPipeline {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    /// Index of the stage called `name`.
+    pub fn stage_index(&self, name: &str) -> Result<usize> {
+        self.file
+            .stages
+            .iter()
+            .position(|s| s.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.file.stages.iter().map(StageSpec::name).collect();
+                self.invalid(format!(
+                    "no stage '{name}' (stages: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// Table names double as directory names and SQL identifiers.
+pub fn valid_table_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// Text form of a parameter, as substituted into stage settings.
+pub fn param_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses an override with the type of the parameter it replaces.
+fn coerce(current: &toml::Value, text: &str) -> std::result::Result<toml::Value, String> {
+    Ok(match current {
+        toml::Value::Boolean(_) => toml::Value::Boolean(
+            text.parse()
+                .map_err(|_| format!("expected true or false, got '{text}'"))?,
+        ),
+        toml::Value::Integer(_) => toml::Value::Integer(
+            text.parse()
+                .map_err(|_| format!("expected an integer, got '{text}'"))?,
+        ),
+        toml::Value::Float(_) => toml::Value::Float(
+            text.parse()
+                .map_err(|_| format!("expected a number, got '{text}'"))?,
+        ),
+        _ => toml::Value::String(text.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+name = "t"
+[params]
+input = "data/uwf"
+drop_unset = false
+[[stages]]
+name = "raw"
+kind = "ingest"
+format = "csv"
+input = "${input}/x"
+[[stages]]
+name = "clean"
+kind = "sql"
+sql = "../sql/clean.sql"
+"#;
+
+    #[test]
+    fn overrides_are_typed_and_substituted() {
+        let p = Pipeline::parse(
+            Path::new("p.toml"),
+            SAMPLE,
+            &[
+                ("input".into(), "/tmp/in".into()),
+                ("drop_unset".into(), "true".into()),
+            ],
+        )
+        .expect("valid pipeline");
+        assert_eq!(p.substitute("${input}/x").expect("subst"), "/tmp/in/x");
+        assert_eq!(p.file.params["drop_unset"], toml::Value::Boolean(true));
+        assert_eq!(p.file.stages[0].kind(), "ingest");
+    }
+
+    #[test]
+    fn unknown_override_and_bad_type_are_errors() {
+        let err = Pipeline::parse(Path::new("p.toml"), SAMPLE, &[("nope".into(), "1".into())])
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("--set nope: no such parameter"), "{err}");
+        let err = Pipeline::parse(
+            Path::new("p.toml"),
+            SAMPLE,
+            &[("drop_unset".into(), "maybe".into())],
+        )
+        .expect_err("bad bool");
+        assert!(err.to_string().contains("expected true or false"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = SAMPLE.replace("format = \"csv\"", "format = \"csv\"\nfromat = 1");
+        let err = Pipeline::parse(Path::new("p.toml"), &text, &[]).expect_err("typo");
+        assert!(err.to_string().contains("fromat"), "{err}");
+    }
+
+    #[test]
+    fn undefined_parameter_is_named() {
+        let p = Pipeline::parse(Path::new("p.toml"), SAMPLE, &[]).expect("valid");
+        let err = p.substitute("${date}").expect_err("undefined");
+        assert!(err.to_string().contains("undefined parameter 'date'"), "{err}");
+    }
+}

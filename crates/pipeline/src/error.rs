@@ -1,0 +1,141 @@
+//! Errors of the pipeline engine. Every variant names what it is about: the
+//! pipeline file, stage, table, input file and line.
+
+use std::path::PathBuf;
+
+use datafusion::error::DataFusionError;
+
+/// Result alias used across the pipeline crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong while loading, running or querying a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A pipeline file could not be read.
+    #[error("cannot read pipeline file {path}: {source}")]
+    ReadPipeline {
+        /// The pipeline file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A pipeline file is not valid TOML for the pipeline schema.
+    #[error("invalid pipeline file {path}: {source}")]
+    ParsePipeline {
+        /// The pipeline file.
+        path: PathBuf,
+        /// The TOML error (names the line and key).
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// The pipeline file is well-formed but inconsistent.
+    #[error("pipeline {path}: {message}")]
+    InvalidPipeline {
+        /// The pipeline file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A SQL stage file could not be read.
+    #[error("cannot read SQL file {path}: {source}")]
+    ReadSql {
+        /// The `.sql` file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A SQL stage file's header or statement is not acceptable.
+    #[error("SQL file {path}: {message}")]
+    InvalidSql {
+        /// The `.sql` file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A stage failed while running.
+    #[error("stage '{stage}' failed: {source}")]
+    Stage {
+        /// The stage name.
+        stage: String,
+        /// The cause.
+        #[source]
+        source: Box<Error>,
+    },
+    /// An input file holds a row that cannot be read.
+    #[error("{file}:{line}: {message}")]
+    BadRow {
+        /// The input file.
+        file: String,
+        /// The 1-based line number in that file.
+        line: u64,
+        /// What is wrong with the row.
+        message: String,
+    },
+    /// An input file as a whole is unusable (empty, missing a column, ...).
+    #[error("{file}: {message}")]
+    BadFile {
+        /// The input file.
+        file: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A table name that the warehouse does not hold.
+    #[error("table '{table}' not found in warehouse {warehouse} (run the stage that writes it first)")]
+    MissingTable {
+        /// The table.
+        table: String,
+        /// The warehouse root.
+        warehouse: PathBuf,
+    },
+    /// A warehouse file operation failed.
+    #[error("warehouse {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A query refused because it would change the warehouse.
+    #[error("read-only query refused: {0}")]
+    ReadOnly(String),
+    /// Reading native Zeek logs or resolving a location failed.
+    #[error(transparent)]
+    Formats(#[from] zeekml_formats::Error),
+    /// Training or scoring failed.
+    #[error(transparent)]
+    Model(#[from] zeekml_model::Error),
+    /// DataFusion failed.
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+    /// Arrow failed.
+    #[error(transparent)]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// A JSON document (run manifest, model card) failed.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl Error {
+    /// Wraps an error with the stage it happened in.
+    pub fn in_stage(self, stage: &str) -> Self {
+        match self {
+            already @ Error::Stage { .. } => already,
+            other => Error::Stage {
+                stage: stage.to_string(),
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+/// Attaches a path to an I/O error.
+pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}

@@ -1,0 +1,402 @@
+//! The `ingest` stage: input files (UWF CSV or Parquet exports, native Zeek
+//! logs) into a Parquet table in the canonical connection schema.
+//!
+//! CSV takes a fast path first: DataFusion scans every part with an explicit
+//! schema built from the header. Only when that scan fails, or when the
+//! pipeline asks for rejects, does a line-level pass run that names the file
+//! and line of each bad row.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{cast, col, lit, Expr};
+use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
+use datafusion::scalar::ScalarValue;
+use object_store::ObjectStore;
+use zeekml_formats::schema::CONN_COLUMNS;
+use zeekml_formats::{BadRows, Rejected, ZeekReadOptions};
+
+use crate::config::{IngestSpec, InputFormat, OnBadRows};
+use crate::csv_check::{check_line, split_csv_line};
+use crate::error::{Error, Result};
+use crate::warehouse::Warehouse;
+
+/// Canonical columns every CSV or Parquet input must carry (under its own
+/// name or a mapped one): the Zeek conn fields the stages compute from.
+const REQUIRED: &[&str] = &[
+    "ts",
+    "uid",
+    "src_ip",
+    "src_port",
+    "dest_ip",
+    "dest_port",
+    "protocol",
+    "service",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "history",
+    "orig_pkts",
+    "orig_ip_bytes",
+    "resp_pkts",
+    "resp_ip_bytes",
+];
+
+/// Row counts of one ingest.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOutcome {
+    /// Input files read.
+    pub files: usize,
+    /// Rows read from the input (kept plus rejected).
+    pub rows_in: u64,
+    /// Rows written to the table.
+    pub rows_out: u64,
+    /// Rows set aside in the rejects table.
+    pub rejected: u64,
+}
+
+/// Runs an ingest stage into `target` (the table or one of its partitions).
+pub async fn run_ingest(
+    ctx: &SessionContext,
+    wh: &Warehouse,
+    spec: &IngestSpec,
+    input: &str,
+    target: &Path,
+) -> Result<IngestOutcome> {
+    let (df, files, rejects) = read_input(ctx, spec, input).await?;
+    let rows_out = match wh.write_df(df, target).await {
+        Ok(rows) => rows,
+        Err(e) if spec.format == InputFormat::Csv => {
+            return Err(locate_csv_error(spec, input).await?.unwrap_or(e))
+        }
+        Err(e) => return Err(e),
+    };
+    let rejected = rejects.len() as u64;
+    if spec.on_bad_rows == OnBadRows::Reject {
+        for r in rejects.iter().take(5) {
+            tracing::warn!(file = %r.file, line = r.line, reason = %r.reason, "row rejected");
+        }
+        let batch = zeekml_formats::rejects_to_batch(&rejects)?;
+        wh.write_batches(
+            ctx,
+            zeekml_formats::rejects_schema(),
+            vec![batch],
+            Path::new(&spec.rejects_table),
+        )
+        .await?;
+    }
+    Ok(IngestOutcome {
+        files,
+        rows_in: rows_out + rejected,
+        rows_out,
+        rejected,
+    })
+}
+
+/// Reads an input in the spec's format as canonical connections, with the
+/// number of files read and the rows set aside.
+pub(crate) async fn read_input(
+    ctx: &SessionContext,
+    spec: &IngestSpec,
+    input: &str,
+) -> Result<Read> {
+    match spec.format {
+        InputFormat::Csv => read_csv(ctx, spec, input).await,
+        InputFormat::Parquet => read_parquet(ctx, spec, input).await,
+        InputFormat::Zeek => read_zeek(ctx, spec, input).await,
+    }
+}
+
+/// Names other published layouts use for canonical columns; consulted only
+/// when the pipeline maps nothing and the canonical name is absent.
+const ALIASES: &[(&str, &[&str])] = &[
+    ("src_ip", &["src_ip_zeek", "id.orig_h"]),
+    ("src_port", &["src_port_zeek", "id.orig_p"]),
+    ("dest_ip", &["dest_ip_zeek", "id.resp_h"]),
+    ("dest_port", &["dest_port_zeek", "id.resp_p"]),
+    ("protocol", &["proto"]),
+    ("label_text", &["mitre_attack_tactics", "label_tactic", "label"]),
+];
+
+/// The source column for a canonical column: the pipeline's mapping, the
+/// canonical name itself, or a known alias present in the input.
+fn source_of<'a>(spec: &'a IngestSpec, input: &'a Schema, canonical: &'a str) -> &'a str {
+    if let Some(mapped) = spec.columns.get(canonical) {
+        return mapped;
+    }
+    if input.field_with_name(canonical).is_ok() {
+        return canonical;
+    }
+    ALIASES
+        .iter()
+        .filter(|(name, _)| *name == canonical)
+        .flat_map(|(_, aliases)| aliases.iter())
+        .find(|alias| input.field_with_name(alias).is_ok())
+        .copied()
+        .unwrap_or(canonical)
+}
+
+fn canonical_type(name: &str) -> Option<&'static DataType> {
+    CONN_COLUMNS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, t)| t)
+}
+
+/// Projects an input schema onto the canonical columns (renamed and cast),
+/// followed by the input's other columns unchanged.
+fn canonical_projection(input: &Schema, spec: &IngestSpec, file: &str) -> Result<Vec<Expr>> {
+    let mut exprs = Vec::new();
+    let mut used = Vec::new();
+    for (name, _, ty) in CONN_COLUMNS {
+        let source = source_of(spec, input, name);
+        if input.field_with_name(source).is_ok() {
+            exprs.push(cast(col(quoted(source)), ty.clone()).alias(*name));
+            used.push(source.to_string());
+        } else if REQUIRED.contains(name) || spec.columns.contains_key(*name) {
+            return Err(Error::BadFile {
+                file: file.to_string(),
+                message: format!(
+                    "missing column '{source}'{} (columns: {})",
+                    if source != *name {
+                        format!(" (mapped to '{name}')")
+                    } else {
+                        String::new()
+                    },
+                    input
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            });
+        } else {
+            let null = ScalarValue::try_from(ty)?;
+            exprs.push(lit(null).alias(*name));
+        }
+    }
+    for field in input.fields() {
+        let taken = used.contains(field.name())
+            || CONN_COLUMNS.iter().any(|(n, _, _)| n == field.name());
+        if !taken {
+            exprs.push(col(quoted(field.name())));
+        }
+    }
+    Ok(exprs)
+}
+
+/// Column names such as `id.orig_h` must not be read as `table.column`.
+fn quoted(name: &str) -> datafusion::common::Column {
+    datafusion::common::Column::new_unqualified(name)
+}
+
+/// A canonical frame, the number of files read, and the rows set aside.
+pub(crate) type Read = (DataFrame, usize, Vec<Rejected>);
+
+async fn read_parquet(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Result<Read> {
+    let resolved = zeekml_formats::resolve_location(input).await?;
+    ctx.register_object_store(&resolved.store_url, Arc::clone(&resolved.store));
+    let urls = file_urls(&resolved);
+    let df = ctx
+        .read_parquet(urls.clone(), ParquetReadOptions::default().file_extension(""))
+        .await?;
+    let exprs = canonical_projection(df.schema().as_arrow(), spec, &urls[0])?;
+    Ok((df.select(exprs)?, urls.len(), Vec::new()))
+}
+
+async fn read_zeek(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Result<Read> {
+    let opts = ZeekReadOptions {
+        bad_rows: match spec.on_bad_rows {
+            OnBadRows::Fail => BadRows::Fail,
+            OnBadRows::Reject => BadRows::Reject,
+        },
+        ..ZeekReadOptions::default()
+    };
+    let read = zeekml_formats::read_zeek(input, &opts).await?;
+    let table = MemTable::try_new(zeekml_formats::zeek_schema(), vec![read.batches])?;
+    let df = ctx.read_table(Arc::new(table))?;
+    Ok((df, read.files, read.rejects))
+}
+
+fn file_urls(resolved: &zeekml_formats::Resolved) -> Vec<String> {
+    resolved
+        .files
+        .iter()
+        .map(|meta| format!("{}{}", resolved.store_url, meta.location))
+        .collect()
+}
+
+/// First line of a CSV file, checked for being there and for having data after it.
+async fn csv_header(store: &dyn ObjectStore, meta: &object_store::ObjectMeta, url: &str) -> Result<Vec<String>> {
+    let bad = |message: &str| Error::BadFile {
+        file: url.to_string(),
+        message: message.to_string(),
+    };
+    if meta.size == 0 {
+        return Err(bad("empty file (0 bytes)"));
+    }
+    let head = store
+        .get_range(&meta.location, 0..meta.size.min(1 << 16))
+        .await
+        .map_err(|e| bad(&e.to_string()))?;
+    let text = String::from_utf8_lossy(&head);
+    let Some((first, rest)) = text.split_once('\n') else {
+        return Err(bad("header only, no data rows"));
+    };
+    if rest.trim().is_empty() && meta.size <= head.len() as u64 {
+        return Err(bad("header only, no data rows"));
+    }
+    Ok(split_csv_line(first.trim_end_matches('\r')))
+}
+
+/// The typed schema of a CSV file: canonical types for known columns
+/// (after mapping), text for the rest.
+fn csv_schema(header: &[String], spec: &IngestSpec) -> SchemaRef {
+    let reverse: BTreeMap<&str, &str> = spec
+        .columns
+        .iter()
+        .map(|(canonical, source)| (source.as_str(), canonical.as_str()))
+        .collect();
+    Arc::new(Schema::new(
+        header
+            .iter()
+            .map(|h| {
+                let canonical = reverse.get(h.as_str()).copied().unwrap_or(h.as_str());
+                let ty = canonical_type(canonical).cloned().unwrap_or(DataType::Utf8);
+                Field::new(h, ty, true)
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+async fn read_csv(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Result<Read> {
+    let resolved = zeekml_formats::resolve_location(input).await?;
+    ctx.register_object_store(&resolved.store_url, Arc::clone(&resolved.store));
+    let urls = file_urls(&resolved);
+    let mut header: Option<Vec<String>> = None;
+    for (meta, url) in resolved.files.iter().zip(&urls) {
+        let this = csv_header(resolved.store.as_ref(), meta, url).await?;
+        match &header {
+            None => header = Some(this),
+            Some(first) if *first != this => {
+                let differs = first
+                    .iter()
+                    .zip(&this)
+                    .find(|(a, b)| a != b)
+                    .map(|(a, b)| format!("'{b}' where {} has '{a}'", urls[0]))
+                    .unwrap_or_else(|| {
+                        format!("{} columns where {} has {}", this.len(), urls[0], first.len())
+                    });
+                return Err(Error::BadFile {
+                    file: url.clone(),
+                    message: format!("header differs from the first file: {differs}"),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let header = header.unwrap_or_default();
+    let schema = csv_schema(&header, spec);
+    canonical_projection(&schema, spec, &urls[0])?;
+    if spec.on_bad_rows == OnBadRows::Reject {
+        return read_csv_rejecting(ctx, spec, &resolved, &urls, schema).await;
+    }
+    let options = CsvReadOptions::new()
+        .has_header(true)
+        .schema(&schema)
+        .file_extension("");
+    let df = ctx.read_csv(urls.clone(), options).await?;
+    let exprs = canonical_projection(df.schema().as_arrow(), spec, &urls[0])?;
+    Ok((df.select(exprs)?, urls.len(), Vec::new()))
+}
+
+/// Validates every line, keeps the good ones, sets the rest aside.
+async fn read_csv_rejecting(
+    ctx: &SessionContext,
+    spec: &IngestSpec,
+    resolved: &zeekml_formats::Resolved,
+    urls: &[String],
+    schema: SchemaRef,
+) -> Result<Read> {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+    let mut batches = Vec::new();
+    let mut rejects = Vec::new();
+    for (meta, url) in resolved.files.iter().zip(urls) {
+        let bytes = fetch(resolved.store.as_ref(), meta, url).await?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut good = String::with_capacity(text.len());
+        for (i, line) in text.lines().enumerate() {
+            if i == 0 || line.trim().is_empty() {
+                continue;
+            }
+            match check_line(line, &names, &types) {
+                None => {
+                    good.push_str(line);
+                    good.push('\n');
+                }
+                Some(reason) => rejects.push(Rejected {
+                    file: url.clone(),
+                    line: i as u64 + 1,
+                    reason,
+                    text: line.to_string(),
+                }),
+            }
+        }
+        let reader = datafusion::arrow::csv::ReaderBuilder::new(Arc::clone(&schema))
+            .with_header(false)
+            .with_batch_size(65536)
+            .build(std::io::Cursor::new(good.into_bytes()))?;
+        for batch in reader {
+            batches.push(batch?);
+        }
+    }
+    let table = MemTable::try_new(schema, vec![batches])?;
+    let df = ctx.read_table(Arc::new(table))?;
+    let exprs = canonical_projection(df.schema().as_arrow(), spec, &urls[0])?;
+    Ok((df.select(exprs)?, urls.len(), rejects))
+}
+
+async fn fetch(store: &dyn ObjectStore, meta: &object_store::ObjectMeta, url: &str) -> Result<bytes::Bytes> {
+    let get = store.get(&meta.location).await.map_err(|e| Error::BadFile {
+        file: url.to_string(),
+        message: e.to_string(),
+    })?;
+    get.bytes().await.map_err(|e| Error::BadFile {
+        file: url.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// After the fast scan failed, finds the first bad line across the files.
+async fn locate_csv_error(spec: &IngestSpec, input: &str) -> Result<Option<Error>> {
+    let resolved = zeekml_formats::resolve_location(input).await?;
+    let urls = file_urls(&resolved);
+    for (meta, url) in resolved.files.iter().zip(&urls) {
+        let bytes = fetch(resolved.store.as_ref(), meta, url).await?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines = text.lines();
+        let header = split_csv_line(lines.next().unwrap_or_default());
+        let schema = csv_schema(&header, spec);
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        for (i, line) in lines.enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            if let Some(message) = check_line(line, &names, &types) {
+                return Ok(Some(Error::BadRow {
+                    file: url.clone(),
+                    line: i as u64 + 2,
+                    message,
+                }));
+            }
+        }
+    }
+    Ok(None)
+}

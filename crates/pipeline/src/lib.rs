@@ -1,0 +1,24 @@
+//! The zeekml pipeline engine: pipeline files, the generic SQL stage runner,
+//! ingest, the LightGBM and scoring stages, and the Parquet warehouse with
+//! its run manifest.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod csv_check;
+pub mod error;
+pub mod ingest;
+pub mod manifest;
+pub mod query;
+pub mod runner;
+pub mod score;
+pub mod session;
+pub mod sql_stage;
+mod train;
+pub mod warehouse;
+
+pub use config::{InputFormat, OnBadRows, Pipeline};
+pub use error::{Error, Result};
+pub use query::{query, render, OutputFormat};
+pub use runner::{run_pipeline, RunOptions};
+pub use score::{score_files, ScoreOptions, ScoreSummary};
+pub use warehouse::Warehouse;

@@ -1,0 +1,302 @@
+//! Runs a pipeline's stages in order, committing each stage's tables and
+//! recording the run in the `runs` table.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use datafusion::prelude::SessionContext;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing::Instrument;
+
+use crate::config::{PartitionSpec, Pipeline, SqlSpec, StageSpec};
+use crate::error::{Error, Result};
+use crate::manifest::{self, RunRecord, StageRecord, Status};
+use crate::sql_stage::SqlStage;
+use crate::warehouse::Warehouse;
+use crate::{ingest, score, session, train};
+
+/// How to run a pipeline.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Warehouse root.
+    pub warehouse: PathBuf,
+    /// `--set key=value` parameter overrides.
+    pub overrides: Vec<(String, String)>,
+    /// Run only this stage.
+    pub only: Option<String>,
+    /// Start at this stage.
+    pub from: Option<String>,
+    /// Stop after this stage.
+    pub to: Option<String>,
+    /// Show a spinner per stage (only drawn on a terminal).
+    pub progress: bool,
+}
+
+impl RunOptions {
+    /// Defaults: `./warehouse`, all stages, progress on terminals.
+    pub fn new(warehouse: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            warehouse: warehouse.into(),
+            overrides: Vec::new(),
+            only: None,
+            from: None,
+            to: None,
+            progress: true,
+        }
+    }
+}
+
+/// What a stage reports back to the runner.
+#[derive(Debug, Default)]
+pub(crate) struct StageOutcome {
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rejected: u64,
+}
+
+/// Loads and runs a pipeline file; returns the run's manifest record.
+pub async fn run_pipeline(path: &Path, opts: &RunOptions) -> Result<RunRecord> {
+    let pipeline = Pipeline::load(path, &opts.overrides)?;
+    let selected = select_stages(&pipeline, opts)?;
+    let wh = Warehouse::create(&opts.warehouse)?;
+    let ctx = session::new_context();
+    let started_at = manifest::now_rfc3339();
+    let mut record = RunRecord {
+        run_id: run_id(),
+        pipeline: pipeline.file.name.clone(),
+        pipeline_file: pipeline.path.display().to_string(),
+        params: serde_json::to_string(&pipeline.file.params)?,
+        started_at,
+        stages: Vec::new(),
+    };
+    tracing::info!(run_id = %record.run_id, pipeline = %record.pipeline, warehouse = %wh.root().display(), "run started");
+    for index in selected {
+        let spec = &pipeline.file.stages[index];
+        let bar = spinner(opts.progress, spec.name());
+        manifest::reset_peak_rss();
+        let start = Instant::now();
+        let span = tracing::info_span!("stage", stage = spec.name(), kind = spec.kind());
+        let result = run_stage(&ctx, &wh, &pipeline, index)
+            .instrument(span)
+            .await;
+        let seconds = start.elapsed().as_secs_f64();
+        let peak = manifest::peak_rss_mib();
+        bar.finish_and_clear();
+        let mut stage = StageRecord {
+            stage: spec.name().to_string(),
+            kind: spec.kind().to_string(),
+            inputs: String::new(),
+            outputs: String::new(),
+            rows_in: 0,
+            rows_out: 0,
+            rows_rejected: 0,
+            seconds,
+            peak_rss_mib: peak,
+            status: Status::Ok,
+            error: None,
+        };
+        match result {
+            Ok(out) => {
+                tracing::info!(
+                    stage = spec.name(),
+                    rows_in = out.rows_in,
+                    rows_out = out.rows_out,
+                    rejected = out.rejected,
+                    seconds = format!("{seconds:.2}"),
+                    peak_rss_mib = format!("{peak:.0}"),
+                    "stage done"
+                );
+                stage.inputs = out.inputs.join(",");
+                stage.outputs = out.outputs.join(",");
+                stage.rows_in = out.rows_in;
+                stage.rows_out = out.rows_out;
+                stage.rows_rejected = out.rejected;
+                record.stages.push(stage);
+            }
+            Err(e) => {
+                let e = e.in_stage(spec.name());
+                stage.status = Status::Failed;
+                stage.error = Some(e.to_string());
+                record.stages.push(stage);
+                if let Err(m) = record.append_to(&wh) {
+                    tracing::warn!(error = %m, "could not record the failed run");
+                }
+                return Err(e);
+            }
+        }
+    }
+    record.append_to(&wh)?;
+    Ok(record)
+}
+
+fn run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{:06x}", now.as_secs(), (now.subsec_nanos() >> 8) ^ std::process::id())
+}
+
+fn spinner(enabled: bool, stage: &str) -> ProgressBar {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}") {
+        bar.set_style(style);
+    }
+    bar.set_message(format!("stage {stage}"));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Indices of the stages `--only` / `--from` / `--to` select, in order.
+fn select_stages(pipeline: &Pipeline, opts: &RunOptions) -> Result<Vec<usize>> {
+    if let Some(only) = &opts.only {
+        if opts.from.is_some() || opts.to.is_some() {
+            return Err(pipeline.invalid("--only cannot be combined with --from/--to".into()));
+        }
+        return Ok(vec![pipeline.stage_index(only)?]);
+    }
+    let first = opts
+        .from
+        .as_deref()
+        .map(|s| pipeline.stage_index(s))
+        .transpose()?
+        .unwrap_or(0);
+    let last = opts
+        .to
+        .as_deref()
+        .map(|s| pipeline.stage_index(s))
+        .transpose()?
+        .unwrap_or(pipeline.file.stages.len() - 1);
+    if first > last {
+        return Err(pipeline.invalid(format!(
+            "--from {} comes after --to {}",
+            opts.from.as_deref().unwrap_or_default(),
+            opts.to.as_deref().unwrap_or_default()
+        )));
+    }
+    Ok((first..=last).collect())
+}
+
+/// Where a stage's table goes: the table, or one partition of it.
+pub(crate) fn target_path(
+    pipeline: &Pipeline,
+    table: &str,
+    partition: Option<&PartitionSpec>,
+) -> Result<PathBuf> {
+    let mut path = PathBuf::from(table);
+    if let Some(p) = partition {
+        let value = pipeline.substitute(&p.value)?;
+        if value.is_empty() || value.contains(['/', '\\']) || value.starts_with('.') {
+            return Err(pipeline.invalid(format!(
+                "partition value '{value}' for {table} must be a plain name"
+            )));
+        }
+        path.push(format!("{}={value}", p.column));
+    }
+    Ok(path)
+}
+
+async fn run_stage(
+    ctx: &SessionContext,
+    wh: &Warehouse,
+    pipeline: &Pipeline,
+    index: usize,
+) -> Result<StageOutcome> {
+    match &pipeline.file.stages[index] {
+        StageSpec::Ingest(spec) => {
+            let input = pipeline.substitute(&spec.input)?;
+            let target = target_path(pipeline, &spec.name, spec.partition.as_ref())?;
+            let out = ingest::run_ingest(ctx, wh, spec, &input, &target).await?;
+            wh.register(ctx, &spec.name).await?;
+            let mut outputs = vec![spec.name.clone()];
+            if spec.on_bad_rows == crate::config::OnBadRows::Reject {
+                outputs.push(spec.rejects_table.clone());
+            }
+            Ok(StageOutcome {
+                inputs: vec![input],
+                outputs,
+                rows_in: out.rows_in,
+                rows_out: out.rows_out,
+                rejected: out.rejected,
+            })
+        }
+        StageSpec::Sql(spec) => run_sql_stage(ctx, wh, pipeline, spec).await,
+        StageSpec::Lightgbm(spec) => train::run_train(ctx, wh, pipeline, index, spec).await,
+        StageSpec::Score(spec) => score::run_score_stage(ctx, wh, pipeline, spec).await,
+    }
+}
+
+/// Loads the stage file a SQL stage names and checks the names agree.
+pub(crate) fn load_sql_stage(pipeline: &Pipeline, spec: &SqlSpec) -> Result<SqlStage> {
+    let stage = SqlStage::load(&pipeline.base_dir().join(&spec.sql))?;
+    if stage.name != spec.name {
+        return Err(Error::InvalidSql {
+            path: stage.path.clone(),
+            message: format!(
+                "header names stage '{}' but the pipeline calls it '{}'",
+                stage.name, spec.name
+            ),
+        });
+    }
+    Ok(stage)
+}
+
+async fn run_sql_stage(
+    ctx: &SessionContext,
+    wh: &Warehouse,
+    pipeline: &Pipeline,
+    spec: &SqlSpec,
+) -> Result<StageOutcome> {
+    let stage = load_sql_stage(pipeline, spec)?;
+    let mut rows_in = 0;
+    for input in &stage.inputs {
+        wh.register(ctx, input).await?;
+        rows_in += ctx.table(input.as_str()).await?.count().await? as u64;
+    }
+    let df = stage.plan(ctx, &pipeline.file.params).await?;
+    let target = target_path(pipeline, &spec.name, spec.partition.as_ref())?;
+    let rows_out = wh.write_df(df, &target).await?;
+    wh.register(ctx, &spec.name).await?;
+    Ok(StageOutcome {
+        inputs: stage.inputs.clone(),
+        outputs: vec![spec.name.clone()],
+        rows_in,
+        rows_out,
+        rejected: 0,
+    })
+}
+
+/// The SQL stages, in pipeline order, that `table` is computed from
+/// (transitively), stopping at tables no SQL stage of the pipeline writes.
+pub(crate) fn sql_lineage(
+    pipeline: &Pipeline,
+    before: usize,
+    table: &str,
+) -> Result<Vec<SqlStage>> {
+    let mut by_name = BTreeMap::new();
+    for spec in &pipeline.file.stages[..before] {
+        if let StageSpec::Sql(s) = spec {
+            by_name.insert(s.name.clone(), load_sql_stage(pipeline, s)?);
+        }
+    }
+    let mut needed = std::collections::BTreeSet::new();
+    let mut todo = vec![table.to_string()];
+    while let Some(t) = todo.pop() {
+        if let Some(stage) = by_name.get(&t) {
+            if needed.insert(t.clone()) {
+                todo.extend(stage.inputs.iter().cloned());
+            }
+        }
+    }
+    Ok(pipeline.file.stages[..before]
+        .iter()
+        .filter(|s| needed.contains(s.name()))
+        .filter_map(|s| by_name.get(s.name()).cloned())
+        .collect())
+}

@@ -1,0 +1,353 @@
+//! The warehouse: a directory of Parquet tables, one directory per table.
+//!
+//! Layout: `<root>/<table>/*.parquet` (or `<root>/<table>/<col>=<value>/*.parquet`
+//! for partitioned tables), `<root>/runs/` (the run manifest, one file per
+//! run), `<root>/models/<name>/` (saved models). Writers fill a directory
+//! under `<root>/.staging/` and [`Warehouse::commit`] swaps it in, so readers
+//! never see a half-written table.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::config::TableParquetOptions;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::DataFrame;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::SessionContext;
+
+use crate::config::valid_table_name;
+use crate::error::{io, Error, Result};
+
+/// Directory names under the root that are not tables.
+const RESERVED: &[&str] = &["models"];
+
+/// A warehouse rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: PathBuf,
+}
+
+impl Warehouse {
+    /// Opens (and creates if needed) a warehouse for writing.
+    pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = absolute(root.into());
+        std::fs::create_dir_all(&root).map_err(io(&root))?;
+        let wh = Warehouse { root };
+        wh.recover()?;
+        Ok(wh)
+    }
+
+    /// Opens an existing warehouse for reading.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = absolute(root.into());
+        if !root.is_dir() {
+            return Err(Error::Io {
+                path: root,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "warehouse directory does not exist (run a pipeline first or pass --warehouse)",
+                ),
+            });
+        }
+        Ok(Warehouse { root })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Directory of a table.
+    pub fn table_dir(&self, table: &str) -> PathBuf {
+        self.root.join(table)
+    }
+
+    /// Directory of a saved model.
+    pub fn model_dir(&self, name: &str) -> PathBuf {
+        self.root.join("models").join(name)
+    }
+
+    /// Whether a committed table exists.
+    pub fn has_table(&self, table: &str) -> bool {
+        self.table_dir(table).is_dir()
+    }
+
+    /// Names of all committed tables, sorted.
+    pub fn tables(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(io(&self.root))? {
+            let entry = entry.map_err(io(&self.root))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.path().is_dir() && valid_table_name(&name) && !RESERVED.contains(&name.as_str())
+            {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// A fresh, empty staging directory for a table about to be written.
+    pub fn staging(&self, table: &str) -> Result<PathBuf> {
+        let dir = self
+            .root
+            .join(".staging")
+            .join(format!("{table}-{}", nonce()));
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(dir)
+    }
+
+    /// Makes a fully written staging directory visible as `target`
+    /// (a table, a partition `table/col=value`, or `models/name`),
+    /// replacing what was there.
+    pub fn commit(&self, staging: &Path, target: &Path) -> Result<()> {
+        let target = self.root.join(target);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let trash_root = self.root.join(".trash");
+        let trash = trash_root.join(format!(
+            "{}-{}",
+            target
+                .strip_prefix(&self.root)
+                .unwrap_or(&target)
+                .to_string_lossy()
+                .replace(['/', '\\'], "%"),
+            nonce()
+        ));
+        if target.exists() {
+            std::fs::create_dir_all(&trash_root).map_err(io(&trash_root))?;
+            std::fs::rename(&target, &trash).map_err(io(&target))?;
+        }
+        std::fs::rename(staging, &target).map_err(io(&target))?;
+        if trash.exists() {
+            std::fs::remove_dir_all(&trash).map_err(io(&trash))?;
+        }
+        Ok(())
+    }
+
+    /// Drops a staging directory after a failed write.
+    pub fn discard(&self, staging: &Path) {
+        if let Err(e) = std::fs::remove_dir_all(staging) {
+            tracing::warn!(path = %staging.display(), error = %e, "could not remove staging directory");
+        }
+    }
+
+    /// Restores tables whose swap was interrupted between its two renames,
+    /// and clears leftovers of killed writers.
+    fn recover(&self) -> Result<()> {
+        let trash_root = self.root.join(".trash");
+        if let Ok(entries) = std::fs::read_dir(&trash_root) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let Some((target, _nonce)) = name.rsplit_once('-') else {
+                    continue;
+                };
+                let target = self.root.join(target.replace('%', "/"));
+                if !target.exists() {
+                    tracing::warn!(table = %target.display(), "restoring table from an interrupted commit");
+                    std::fs::rename(entry.path(), &target).map_err(io(&target))?;
+                } else {
+                    std::fs::remove_dir_all(entry.path()).map_err(io(entry.path()))?;
+                }
+            }
+        }
+        let staging = self.root.join(".staging");
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+        }
+        Ok(())
+    }
+
+    /// Registers one committed table in a session under its own name.
+    pub async fn register(&self, ctx: &SessionContext, table: &str) -> Result<()> {
+        let dir = self.table_dir(table);
+        if !dir.is_dir() {
+            return Err(Error::MissingTable {
+                table: table.to_string(),
+                warehouse: self.root.clone(),
+            });
+        }
+        let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+        let mut options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet");
+        let partitions = partition_columns(&dir)?;
+        if !partitions.is_empty() {
+            options = options.with_table_partition_cols(
+                partitions
+                    .into_iter()
+                    .map(|c| (c, DataType::Utf8))
+                    .collect(),
+            );
+        }
+        let state = ctx.state();
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .infer_schema(&state)
+            .await?;
+        let provider = ListingTable::try_new(config)?;
+        ctx.deregister_table(table)?;
+        ctx.register_table(table, Arc::new(provider))?;
+        Ok(())
+    }
+
+    /// Registers every committed table.
+    pub async fn register_all(&self, ctx: &SessionContext) -> Result<Vec<String>> {
+        let tables = self.tables()?;
+        for table in &tables {
+            self.register(ctx, table).await?;
+        }
+        Ok(tables)
+    }
+}
+
+impl Warehouse {
+    /// Writes a query result as the table (or partition) `target`, visible
+    /// only once every file is complete. Returns the number of rows written.
+    pub async fn write_df(&self, df: DataFrame, target: &Path) -> Result<u64> {
+        let name = target.to_string_lossy().replace(['/', '\\', '='], "_");
+        let staging = self.staging(&name)?;
+        match write_parquet_dir(df, &staging).await {
+            Ok(rows) => {
+                self.commit(&staging, target)?;
+                Ok(rows)
+            }
+            Err(e) => {
+                self.discard(&staging);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes in-memory batches as the table `target` (see [`Self::write_df`]).
+    pub async fn write_batches(
+        &self,
+        ctx: &SessionContext,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        target: &Path,
+    ) -> Result<u64> {
+        let table = MemTable::try_new(schema, vec![batches])?;
+        let df = ctx.read_table(Arc::new(table))?;
+        self.write_df(df, target).await
+    }
+}
+
+/// Parquet writer settings for every table: Snappy favours write speed,
+/// which dominates the stage budgets, over a few percent of size.
+pub fn parquet_options() -> TableParquetOptions {
+    let mut options = TableParquetOptions::default();
+    options.global.compression = Some("snappy".to_string());
+    options
+}
+
+async fn write_parquet_dir(df: DataFrame, dir: &Path) -> Result<u64> {
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let path = format!("{}/", dir.display());
+    let counts = df
+        .write_parquet(&path, DataFrameWriteOptions::new(), Some(parquet_options()))
+        .await?;
+    let rows: u64 = counts
+        .iter()
+        .filter_map(|b| b.column_by_name("count"))
+        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .flat_map(|a| a.iter().flatten())
+        .sum();
+    let has_file = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .flatten()
+        .any(|e| e.path().extension().is_some_and(|x| x == "parquet"));
+    if !has_file {
+        // An empty result still needs a file so the table has a schema.
+        let file_path = dir.join("empty.parquet");
+        let file = std::fs::File::create(&file_path).map_err(io(&file_path))?;
+        let mut writer = ArrowWriter::try_new(file, schema, None)
+            .map_err(|e| DataFusionError::ParquetError(Box::new(e)))?;
+        writer
+            .finish()
+            .map_err(|e| DataFusionError::ParquetError(Box::new(e)))?;
+    }
+    Ok(rows)
+}
+
+/// Hive-style partition columns of a table directory (`date=2024-01-01/`).
+fn partition_columns(dir: &Path) -> Result<Vec<String>> {
+    let mut columns = Vec::new();
+    let mut current = dir.to_path_buf();
+    loop {
+        let mut next = None;
+        for entry in std::fs::read_dir(&current).map_err(io(&current))? {
+            let entry = entry.map_err(io(&current))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.path().is_dir() {
+                if let Some((col, _)) = name.split_once('=') {
+                    next = Some((col.to_string(), entry.path()));
+                    break;
+                }
+            }
+        }
+        match next {
+            Some((col, path)) => {
+                columns.push(col);
+                current = path;
+            }
+            None => return Ok(columns),
+        }
+    }
+}
+
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
+}
+
+/// A short unique suffix for staging and trash names.
+fn nonce() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_swaps_and_lists_tables() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::create(tmp.path()).expect("create");
+        let s = wh.staging("clean").expect("staging");
+        std::fs::write(s.join("a.parquet"), b"x").expect("write");
+        wh.commit(&s, Path::new("clean")).expect("commit");
+        assert!(wh.table_dir("clean").join("a.parquet").exists());
+        let s = wh.staging("clean").expect("staging");
+        std::fs::write(s.join("b.parquet"), b"y").expect("write");
+        wh.commit(&s, Path::new("clean")).expect("commit");
+        assert!(!wh.table_dir("clean").join("a.parquet").exists());
+        assert!(wh.table_dir("clean").join("b.parquet").exists());
+        std::fs::create_dir_all(wh.model_dir("m")).expect("mkdir");
+        assert_eq!(wh.tables().expect("tables"), vec!["clean".to_string()]);
+    }
+
+    #[test]
+    fn interrupted_commit_is_restored() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let trash = tmp.path().join(".trash").join("features-abc");
+        std::fs::create_dir_all(&trash).expect("mkdir");
+        std::fs::write(trash.join("p.parquet"), b"x").expect("write");
+        std::fs::create_dir_all(tmp.path().join(".staging/features-def")).expect("mkdir");
+        let wh = Warehouse::create(tmp.path()).expect("create");
+        assert!(wh.table_dir("features").join("p.parquet").exists());
+        assert!(!tmp.path().join(".staging").exists());
+    }
+}

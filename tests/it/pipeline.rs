@@ -1,0 +1,190 @@
+//! The UWF pipeline end to end, on generated and real data.
+
+use crate::{generate, realdata, repo, scalar, sql, zeekml};
+
+#[test]
+fn generated_data_runs_through_every_stage_idempotently() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("uwf");
+    let wh = tmp.path().join("wh");
+    generate(&data, 30_000, 7);
+    for _ in 0..2 {
+        zeekml()
+            .args(["run", "pipelines/uwf_recon.toml", "--set"])
+            .arg(format!("input={}", data.display()))
+            .arg("--warehouse")
+            .arg(&wh)
+            .assert()
+            .success();
+    }
+    // Every input row lands in raw; clean keeps them all by default.
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM raw"), "30000");
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM clean"), "30000");
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM features"), "30000");
+    // Recon rows come in copies of 256 per uid.
+    assert_eq!(
+        scalar(
+            &wh,
+            "SELECT count(*) FROM (SELECT uid, count(*) c FROM labeled WHERE label = 1 GROUP BY uid) WHERE c <> 256"
+        ),
+        "0"
+    );
+    // Two splits evaluated, each with its name; scored holds every row per split.
+    let metrics = sql(&wh, "SELECT split, rows, positives FROM metrics ORDER BY split");
+    assert!(metrics.contains("dedup,"), "{metrics}");
+    assert!(metrics.contains("random_stratified,"), "{metrics}");
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM scored"), "60000");
+    assert_eq!(
+        scalar(&wh, "SELECT count(*) FROM metrics WHERE roc_auc < 0.5 OR roc_auc > 1"),
+        "0"
+    );
+    // The manifest records both runs, every stage ok, rows in/out.
+    assert_eq!(scalar(&wh, "SELECT count(DISTINCT run_id) FROM runs"), "2");
+    assert_eq!(
+        scalar(&wh, "SELECT count(*) FROM runs WHERE status <> 'ok'"),
+        "0"
+    );
+    assert_eq!(
+        scalar(&wh, "SELECT max(rows_out) FROM runs WHERE stage = 'raw'"),
+        "30000"
+    );
+    // The model directory holds the model and its card.
+    let model = wh.join("models/uwf_recon");
+    assert!(model.join("model.txt").is_file());
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(model.join("model_card.json")).expect("card"),
+    )
+    .expect("card json");
+    let stages: Vec<&str> = card["feature_stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(stages, vec!["clean", "labeled", "features"]);
+}
+
+#[test]
+fn stage_selection_runs_a_subset() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("uwf");
+    let wh = tmp.path().join("wh");
+    generate(&data, 3_000, 1);
+    zeekml()
+        .args(["run", "pipelines/uwf_recon.toml", "--to", "clean", "--set"])
+        .arg(format!("input={}", data.display()))
+        .arg("--warehouse")
+        .arg(&wh)
+        .assert()
+        .success();
+    assert!(wh.join("clean").is_dir());
+    assert!(!wh.join("features").exists());
+    zeekml()
+        .args(["run", "pipelines/uwf_recon.toml", "--only", "labeled", "--warehouse"])
+        .arg(&wh)
+        .assert()
+        .success();
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM labeled"), "3000");
+    assert!(!wh.join("features").exists());
+    // A stage whose input is missing fails with a clear message.
+    let tmp2 = tempfile::tempdir().expect("tempdir");
+    let out = zeekml()
+        .args(["run", "pipelines/uwf_recon.toml", "--only", "features", "--warehouse"])
+        .arg(tmp2.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("table 'labeled' not found"), "{err}");
+}
+
+#[test]
+fn sql_is_read_only_and_formats_output() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wh = tmp.path().join("wh");
+    zeekml()
+        .args(["run", "pipelines/uwf_recon.toml", "--to", "raw", "--set"])
+        .arg(format!(
+            "input={}",
+            realdata("uwf/UWF-ZeekData22_csv_EXCERPT_via_COMIDDS.csv").display()
+        ))
+        .arg("--warehouse")
+        .arg(&wh)
+        .assert()
+        .success();
+    let json = zeekml()
+        .args(["sql", "SELECT uid, dest_port FROM raw LIMIT 1", "--format", "json", "--warehouse"])
+        .arg(&wh)
+        .output()
+        .expect("run");
+    assert_eq!(
+        String::from_utf8_lossy(&json.stdout).trim(),
+        r#"{"uid":"CwO2bA321vyBxBjtxb","dest_port":53}"#
+    );
+    let table = zeekml()
+        .args(["sql", "SELECT count(*) AS n FROM raw", "--warehouse"])
+        .arg(&wh)
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&table.stdout).contains("| 16 |"));
+    for statement in ["DROP TABLE raw", "CREATE TABLE x AS SELECT 1", "INSERT INTO raw SELECT * FROM raw"] {
+        let out = zeekml()
+            .args(["sql", statement, "--warehouse"])
+            .arg(&wh)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{statement} must be refused");
+    }
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM raw"), "16");
+}
+
+#[test]
+fn real_uwf_csv_excerpt_keeps_every_row_and_label() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wh = tmp.path().join("wh");
+    zeekml()
+        .args(["run", "pipelines/uwf_recon.toml", "--to", "features", "--set"])
+        .arg(format!(
+            "input={}",
+            realdata("uwf/UWF-ZeekData22_csv_EXCERPT_via_COMIDDS.csv").display()
+        ))
+        .arg("--warehouse")
+        .arg(&wh)
+        .assert()
+        .success();
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM features WHERE label = 1"), "16");
+    assert_eq!(
+        scalar(&wh, "SELECT ts FROM raw LIMIT 1"),
+        "1644465509.979958"
+    );
+    assert_eq!(
+        scalar(&wh, "SELECT DISTINCT datetime FROM raw"),
+        "2022-02-10T03:58:29.979Z"
+    );
+}
+
+#[test]
+fn real_uwf_parquet_release_maps_its_columns() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wh = tmp.path().join("wh");
+    let file = realdata(
+        "uwf/UWF-ZeekDataSum25-1_parquet_2025-05-18_-_2025-05-25_part-00000-e1c83503-04fd-4fe4-bd2d-faeaad297203-c000.snappy.parquet",
+    );
+    zeekml()
+        .args(["run", "pipelines/uwf_parquet.toml", "--to", "features", "--set"])
+        .arg(format!("input={}", file.display()))
+        .arg("--warehouse")
+        .arg(&wh)
+        .assert()
+        .success();
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM raw"), "49893");
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM features"), "49893");
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM features WHERE label = 0"), "49893");
+    assert_eq!(
+        sql(&wh, "SELECT protocol, count(*) AS n FROM clean GROUP BY protocol ORDER BY n DESC"),
+        "protocol,n\nudp,49754\nicmp,138\ntcp,1\n"
+    );
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM clean WHERE duration IS NULL"), "9217");
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM clean WHERE src_ip IS NULL"), "0");
+    let _ = repo();
+}
