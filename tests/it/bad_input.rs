@@ -130,7 +130,7 @@ columns = { label_text = "mitre_attack_tactics" }
     assert_eq!(scalar(&wh, "SELECT count(*) FROM raw"), "2");
     let rejects = crate::sql(&wh, "SELECT line, reason FROM rejects ORDER BY line");
     assert!(rejects.contains("3,column 'dest_port': cannot read 'dns' as an integer"), "{rejects}");
-    assert!(rejects.contains("5,expected 23 fields, found"), "{rejects}");
+    assert!(rejects.contains("5,\"expected 23 fields, found 7"), "{rejects}");
     assert_eq!(
         scalar(&wh, "SELECT rows_in || '/' || rows_out || '/' || rows_rejected FROM runs"),
         "4/2/2"

@@ -181,7 +181,7 @@ fn local_files(location: &str, path: &FsPath) -> Result<Vec<PathBuf>> {
         for entry in matches {
             let found = entry.map_err(|e| Error::Io {
                 path: e.path().display().to_string(),
-                source: e.into_error(),
+                source: e.into(),
             })?;
             let metadata = std::fs::metadata(&found).map_err(|source| Error::Io {
                 path: found.display().to_string(),

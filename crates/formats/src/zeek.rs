@@ -1,8 +1,8 @@
 //! Native Zeek conn logs (TSV with `#` headers, or JSON lines, optionally
 //! gzipped) into Arrow batches in [`zeek_schema`].
 //!
-//! Both formats parse a row into a fixed array of [`Value`]s, one per output
-//! column, which [`BatchAssembler`] appends to column builders. A row is only
+//! Both formats parse a row into a [`RowBuf`] (typed slots, one per output
+//! column), which [`RowSink`] appends to column builders. A row is only
 //! appended once every cell parsed, so a rejected row never leaves a partial
 //! row behind.
 
@@ -166,7 +166,7 @@ pub fn read_zeek_bytes(file_name: &str, bytes: &[u8], opts: &ZeekReadOptions) ->
         bytes
     };
 
-    let mut sink = RowSink::new(file_name, opts);
+    let mut sink = RowSink::new(file_name, opts, bytes.len());
     match detect(file_name, bytes)? {
         Format::Tsv => zeek_tsv::parse(bytes, &mut sink)?,
         Format::Json => zeek_json::parse(bytes, &mut sink)?,
@@ -272,7 +272,7 @@ pub(crate) fn kind_of(col: usize) -> Kind {
     }
 }
 
-/// One parsed cell.
+/// One parsed cell, as the JSON reader produces it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value<'a> {
     Null,
@@ -282,33 +282,179 @@ pub(crate) enum Value<'a> {
     Bool(bool),
 }
 
-pub(crate) type Row<'a> = [Value<'a>; ROW_VALUES];
-
-pub(crate) fn empty_row<'a>() -> Row<'a> {
-    std::array::from_fn(|_| Value::Null)
+/// One parsed row: typed slots plus a presence bitmask, so parsers write
+/// plain words (no enum per cell) and the sink appends without dispatch.
+#[derive(Debug)]
+pub(crate) struct RowBuf<'a> {
+    present: u32,
+    nums: [u64; ROW_VALUES],
+    strs: [&'a str; ROW_VALUES],
+    /// Strings that cannot borrow the input (rare: JSON escapes, re-joined sets).
+    owned: Vec<(usize, String)>,
 }
 
-pub(crate) fn clear_row(row: &mut Row<'_>) {
-    for v in row.iter_mut() {
-        *v = Value::Null;
+const _: () = assert!(ROW_VALUES <= 32, "presence bitmask is a u32");
+
+impl<'a> RowBuf<'a> {
+    pub(crate) fn new() -> Self {
+        Self {
+            present: 0,
+            nums: [0; ROW_VALUES],
+            strs: [""; ROW_VALUES],
+            owned: Vec::new(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        self.present = 0;
+        if !self.owned.is_empty() {
+            self.owned.clear();
+        }
+    }
+
+    #[inline]
+    fn drop_owned(&mut self, col: usize) {
+        if !self.owned.is_empty() {
+            self.owned.retain(|(c, _)| *c != col);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn set_null(&mut self, col: usize) {
+        self.present &= !(1 << col);
+        self.drop_owned(col);
+    }
+
+    #[inline]
+    pub(crate) fn set_int(&mut self, col: usize, v: i64) {
+        self.nums[col] = v as u64;
+        self.present |= 1 << col;
+    }
+
+    #[inline]
+    pub(crate) fn set_float(&mut self, col: usize, v: f64) {
+        self.nums[col] = v.to_bits();
+        self.present |= 1 << col;
+    }
+
+    #[inline]
+    pub(crate) fn set_bool(&mut self, col: usize, v: bool) {
+        self.nums[col] = u64::from(v);
+        self.present |= 1 << col;
+    }
+
+    #[inline]
+    pub(crate) fn set_str(&mut self, col: usize, v: &'a str) {
+        self.drop_owned(col);
+        self.strs[col] = v;
+        self.present |= 1 << col;
+    }
+
+    pub(crate) fn set_owned(&mut self, col: usize, v: String) {
+        self.drop_owned(col);
+        self.owned.push((col, v));
+        self.present |= 1 << col;
+    }
+
+    pub(crate) fn set(&mut self, col: usize, value: Value<'a>) {
+        match value {
+            Value::Null => self.set_null(col),
+            Value::Str(Cow::Borrowed(s)) => self.set_str(col, s),
+            Value::Str(Cow::Owned(s)) => self.set_owned(col, s),
+            Value::Int(v) => self.set_int(col, v),
+            Value::Float(v) => self.set_float(col, v),
+            Value::Bool(v) => self.set_bool(col, v),
+        }
+    }
+
+    #[inline]
+    fn has(&self, col: usize) -> bool {
+        self.present >> col & 1 == 1
+    }
+
+    #[inline]
+    fn str_at(&self, col: usize) -> &str {
+        if !self.owned.is_empty() {
+            if let Some((_, s)) = self.owned.iter().find(|(c, _)| *c == col) {
+                return s;
+            }
+        }
+        self.strs[col]
+    }
+
+    /// The cell of `col` as a [`Value`], for tests.
+    #[cfg(test)]
+    pub(crate) fn value(&self, col: usize) -> Value<'_> {
+        if !self.has(col) {
+            return Value::Null;
+        }
+        match kind_of(col) {
+            Kind::Str => Value::Str(Cow::Borrowed(self.str_at(col))),
+            Kind::Int => Value::Int(self.nums[col] as i64),
+            Kind::Float => Value::Float(f64::from_bits(self.nums[col])),
+            Kind::Bool => Value::Bool(self.nums[col] != 0),
+        }
     }
 }
 
 /// Parses a non-negative integer (Zeek `count` / `port`).
+#[inline]
 pub(crate) fn parse_count(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     // Up to 18 digits cannot overflow i64: the common case, without `parse`.
-    if !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {
-        return Some(
-            b.iter()
-                .fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0')),
-        );
+    if !b.is_empty() && b.len() <= 18 {
+        let mut acc = 0i64;
+        for &d in b {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            acc = acc * 10 + i64::from(d - b'0');
+        }
+        return Some(acc);
     }
     s.parse::<u64>().ok().and_then(|v| i64::try_from(v).ok())
 }
 
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 /// Parses a finite float; NaN and infinities are not measurements.
+///
+/// Plain decimals whose digits fit in 2^53 (Zeek's `%.6f` times and
+/// intervals) take Clinger's fast path: an exact integer divided by an exact
+/// power of ten is correctly rounded, so the result equals `str::parse`.
+#[inline]
 pub(crate) fn parse_float(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let (negative, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if !digits.is_empty() && digits.len() <= 17 {
+        let mut mantissa = 0u64;
+        let mut frac_digits = 0usize;
+        let mut seen_dot = false;
+        let mut ok = true;
+        for &d in digits {
+            if d.is_ascii_digit() {
+                mantissa = mantissa * 10 + u64::from(d - b'0');
+                frac_digits += usize::from(seen_dot);
+            } else if d == b'.' && !seen_dot {
+                seen_dot = true;
+            } else {
+                ok = false;
+                break;
+            }
+        }
+        let all_digits = digits.len() - usize::from(seen_dot);
+        if ok && all_digits > 0 && mantissa <= (1u64 << 53) {
+            let v = mantissa as f64 / POW10[frac_digits];
+            return Some(if negative { -v } else { v });
+        }
+    }
     s.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
@@ -327,48 +473,97 @@ pub(crate) fn parse_iso_ts(s: &str) -> Option<f64> {
 
 /// Parses a `ts` cell: epoch seconds (or a small relative number, kept as
 /// is), else an ISO 8601 timestamp.
+#[inline]
 pub(crate) fn parse_ts(s: &str) -> Option<f64> {
     parse_float(s).or_else(|| parse_iso_ts(s))
 }
 
-enum ColumnBuilder {
-    Float(Float64Builder),
-    Int(Int64Builder),
-    Str(StringBuilder),
-    Bool(BooleanBuilder),
+/// Column builders grouped by type, so appending a row needs no dispatch.
+struct Builders {
+    floats: Vec<(usize, Float64Builder)>,
+    ints: Vec<(usize, Int64Builder)>,
+    strs: Vec<(usize, StringBuilder)>,
+    bools: Vec<(usize, BooleanBuilder)>,
+    source_file: StringBuilder,
+    source_line: Int64Builder,
 }
 
-impl ColumnBuilder {
-    fn new(kind: Kind, capacity: usize) -> Self {
-        match kind {
-            Kind::Float => Self::Float(Float64Builder::with_capacity(capacity)),
-            Kind::Int => Self::Int(Int64Builder::with_capacity(capacity)),
-            Kind::Str => Self::Str(StringBuilder::with_capacity(capacity, capacity * 8)),
-            Kind::Bool => Self::Bool(BooleanBuilder::with_capacity(capacity)),
+impl Builders {
+    fn new(capacity: usize, file_len: usize) -> Self {
+        let mut b = Self {
+            floats: Vec::new(),
+            ints: Vec::new(),
+            strs: Vec::new(),
+            bools: Vec::new(),
+            source_file: StringBuilder::with_capacity(capacity, capacity * file_len),
+            source_line: Int64Builder::with_capacity(capacity),
+        };
+        for col in 0..ROW_VALUES {
+            match kind_of(col) {
+                Kind::Float => b.floats.push((col, Float64Builder::with_capacity(capacity))),
+                Kind::Int => b.ints.push((col, Int64Builder::with_capacity(capacity))),
+                Kind::Str => b
+                    .strs
+                    .push((col, StringBuilder::with_capacity(capacity, capacity * 12))),
+                Kind::Bool => b.bools.push((col, BooleanBuilder::with_capacity(capacity))),
+            }
         }
+        b
     }
 
-    fn append(&mut self, value: &Value<'_>) {
-        match (self, value) {
-            (Self::Float(b), Value::Float(v)) => b.append_value(*v),
-            (Self::Int(b), Value::Int(v)) => b.append_value(*v),
-            (Self::Str(b), Value::Str(v)) => b.append_value(v),
-            (Self::Bool(b), Value::Bool(v)) => b.append_value(*v),
-            // Parsers produce each column's own kind; anything else is unset.
-            (Self::Float(b), _) => b.append_null(),
-            (Self::Int(b), _) => b.append_null(),
-            (Self::Str(b), _) => b.append_null(),
-            (Self::Bool(b), _) => b.append_null(),
+    #[inline]
+    fn append(&mut self, row: &RowBuf<'_>, file: &str, line: u64) {
+        for (col, b) in &mut self.floats {
+            if row.has(*col) {
+                b.append_value(f64::from_bits(row.nums[*col]));
+            } else {
+                b.append_null();
+            }
         }
+        for (col, b) in &mut self.ints {
+            if row.has(*col) {
+                b.append_value(row.nums[*col] as i64);
+            } else {
+                b.append_null();
+            }
+        }
+        for (col, b) in &mut self.strs {
+            if row.has(*col) {
+                b.append_value(row.str_at(*col));
+            } else {
+                b.append_null();
+            }
+        }
+        for (col, b) in &mut self.bools {
+            if row.has(*col) {
+                b.append_value(row.nums[*col] != 0);
+            } else {
+                b.append_null();
+            }
+        }
+        self.source_file.append_value(file);
+        self.source_line
+            .append_value(i64::try_from(line).unwrap_or(i64::MAX));
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Self::Float(b) => Arc::new(b.finish()),
-            Self::Int(b) => Arc::new(b.finish()),
-            Self::Str(b) => Arc::new(b.finish()),
-            Self::Bool(b) => Arc::new(b.finish()),
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; ROW_VALUES];
+        for (col, b) in &mut self.floats {
+            columns[*col] = Some(Arc::new(b.finish()));
         }
+        for (col, b) in &mut self.ints {
+            columns[*col] = Some(Arc::new(b.finish()));
+        }
+        for (col, b) in &mut self.strs {
+            columns[*col] = Some(Arc::new(b.finish()));
+        }
+        for (col, b) in &mut self.bools {
+            columns[*col] = Some(Arc::new(b.finish()));
+        }
+        let mut out: Vec<ArrayRef> = columns.into_iter().flatten().collect();
+        out.push(Arc::new(self.source_file.finish()));
+        out.push(Arc::new(self.source_line.finish()));
+        out
     }
 }
 
@@ -378,9 +573,7 @@ pub(crate) struct RowSink<'f> {
     file: &'f str,
     bad_rows: BadRows,
     batch_size: usize,
-    columns: Vec<ColumnBuilder>,
-    source_file: StringBuilder,
-    source_line: Int64Builder,
+    builders: Builders,
     pending: usize,
     batches: Vec<RecordBatch>,
     rejects: Vec<Rejected>,
@@ -388,32 +581,21 @@ pub(crate) struct RowSink<'f> {
 }
 
 impl<'f> RowSink<'f> {
-    fn new(file: &'f str, opts: &ZeekReadOptions) -> Self {
+    /// `input_len` sizes the builders: conn log lines are over 64 bytes, so
+    /// a small file never allocates a whole batch.
+    fn new(file: &'f str, opts: &ZeekReadOptions, input_len: usize) -> Self {
         let batch_size = opts.batch_size.max(1);
-        let mut sink = Self {
+        let capacity = batch_size.min(input_len / 64 + 16);
+        Self {
             file,
             bad_rows: opts.bad_rows,
             batch_size,
-            columns: Vec::new(),
-            source_file: StringBuilder::new(),
-            source_line: Int64Builder::new(),
+            builders: Builders::new(capacity, file.len()),
             pending: 0,
             batches: Vec::new(),
             rejects: Vec::new(),
             rows: 0,
-        };
-        sink.reset_builders();
-        sink
-    }
-
-    fn reset_builders(&mut self) {
-        // Small first allocation: most files are far smaller than a batch.
-        let capacity = self.batch_size.min(8192);
-        self.columns = (0..ROW_VALUES)
-            .map(|c| ColumnBuilder::new(kind_of(c), capacity))
-            .collect();
-        self.source_file = StringBuilder::with_capacity(capacity, capacity * self.file.len());
-        self.source_line = Int64Builder::with_capacity(capacity);
+        }
     }
 
     /// The file being read, for messages.
@@ -422,13 +604,9 @@ impl<'f> RowSink<'f> {
     }
 
     /// Appends a fully parsed row found at physical line `line`.
-    pub(crate) fn push(&mut self, row: &Row<'_>, line: u64) -> Result<()> {
-        for (builder, value) in self.columns.iter_mut().zip(row.iter()) {
-            builder.append(value);
-        }
-        self.source_file.append_value(self.file);
-        self.source_line
-            .append_value(i64::try_from(line).unwrap_or(i64::MAX));
+    #[inline]
+    pub(crate) fn push(&mut self, row: &RowBuf<'_>, line: u64) -> Result<()> {
+        self.builders.append(row, self.file, line);
         self.pending += 1;
         self.rows += 1;
         if self.pending >= self.batch_size {
@@ -438,6 +616,7 @@ impl<'f> RowSink<'f> {
     }
 
     /// Handles an unreadable row: an error under `Fail`, a reject under `Reject`.
+    #[cold]
     pub(crate) fn bad_row(&mut self, line: u64, reason: String, text: &[u8]) -> Result<()> {
         match self.bad_rows {
             BadRows::Fail => Err(Error::BadRow {
@@ -461,9 +640,7 @@ impl<'f> RowSink<'f> {
         if self.pending == 0 {
             return Ok(());
         }
-        let mut columns: Vec<ArrayRef> = self.columns.iter_mut().map(|b| b.finish()).collect();
-        columns.push(Arc::new(self.source_file.finish()));
-        columns.push(Arc::new(self.source_line.finish()));
+        let columns = self.builders.finish();
         self.batches
             .push(RecordBatch::try_new(zeek_schema(), columns)?);
         self.pending = 0;
@@ -498,6 +675,30 @@ mod tests {
         assert_eq!(parse_count("8o"), None);
         assert_eq!(parse_count(""), None);
         assert_eq!(parse_count("1.5"), None);
+    }
+
+    #[test]
+    fn float_fast_path_matches_std_parse() {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut cases: Vec<String> = [
+            "0", "-0", "5.", ".5", "0.000001", "1655071198.444458", "9007199254740992",
+            "9007199254740993", "0.012166976928710938", "123456789012.34567", "-3.25",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (x >> 11) as f64 / (1u64 << (x % 40)) as f64;
+            cases.push(format!("{v:.6}"));
+            cases.push(format!("{:.3}", v / 7.0));
+            cases.push(format!("{}", (x % 100_000_000_000) as f64 / 1e6));
+        }
+        for case in &cases {
+            assert_eq!(parse_float(case), case.parse::<f64>().ok(), "{case}");
+        }
     }
 
     #[test]

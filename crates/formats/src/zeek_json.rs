@@ -11,14 +11,14 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 
 use crate::error::Result;
 use crate::zeek::{
-    clear_row, column_for_name, empty_row, kind_of, parse_count, parse_float, parse_ts, Kind, Row,
-    RowSink, Value, TS, TUNNEL_PARENTS,
+    column_for_name, kind_of, parse_count, parse_float, parse_ts, Kind, RowBuf, RowSink, Value,
+    TS, TUNNEL_PARENTS,
 };
 
 /// Parses a whole JSON-lines log into `sink`.
 pub(crate) fn parse(bytes: &[u8], sink: &mut RowSink<'_>) -> Result<()> {
     let whole = std::str::from_utf8(bytes).ok();
-    let mut row = empty_row();
+    let mut row = RowBuf::new();
     let mut line_no = 0u64;
     let mut pos = 0usize;
     while pos < bytes.len() {
@@ -41,7 +41,7 @@ pub(crate) fn parse(bytes: &[u8], sink: &mut RowSink<'_>) -> Result<()> {
                 }
             },
         };
-        clear_row(&mut row);
+        row.clear();
         match parse_line(line, &mut row) {
             Ok(()) => sink.push(&row, line_no)?,
             Err(e) => {
@@ -54,14 +54,14 @@ pub(crate) fn parse(bytes: &[u8], sink: &mut RowSink<'_>) -> Result<()> {
     Ok(())
 }
 
-fn parse_line<'a>(line: &'a str, row: &mut Row<'a>) -> serde_json::Result<()> {
+fn parse_line<'a>(line: &'a str, row: &mut RowBuf<'a>) -> serde_json::Result<()> {
     let mut de = serde_json::Deserializer::from_str(line);
     RowSeed { row }.deserialize(&mut de)?;
     de.end()
 }
 
 struct RowSeed<'r, 'a> {
-    row: &'r mut Row<'a>,
+    row: &'r mut RowBuf<'a>,
 }
 
 impl<'de, 'r> DeserializeSeed<'de> for RowSeed<'r, 'de> {
@@ -83,10 +83,11 @@ impl<'de, 'r> Visitor<'de> for RowSeed<'r, 'de> {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match key {
                 Some(col) => {
-                    self.row[col] = map.next_value_seed(CellSeed {
+                    let value = map.next_value_seed(CellSeed {
                         col,
                         kind: kind_of(col),
                     })?;
+                    self.row.set(col, value);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -147,7 +148,7 @@ impl CellSeed {
 
     fn on_str<'a, E: de::Error>(&self, s: Cow<'a, str>) -> Result<Value<'a>, E> {
         let parsed = match self.kind {
-            Kind::Str => Some(Value::Str(s)),
+            Kind::Str => return Ok(Value::Str(s)),
             Kind::Int => parse_count(&s).map(Value::Int),
             Kind::Float if self.col == TS => parse_ts(&s).map(Value::Float),
             Kind::Float => parse_float(&s).map(Value::Float),
@@ -259,10 +260,18 @@ impl<'de> Visitor<'de> for CellSeed {
 mod tests {
     use super::*;
 
-    fn parse_one(line: &str) -> serde_json::Result<Row<'_>> {
-        let mut row = empty_row();
+    fn parse_one(line: &str) -> serde_json::Result<Vec<Value<'static>>> {
+        let mut row = RowBuf::new();
         parse_line(line, &mut row)?;
-        Ok(row)
+        Ok((0..=TUNNEL_PARENTS)
+            .map(|c| match row.value(c) {
+                Value::Str(s) => Value::Str(s.into_owned().into()),
+                Value::Null => Value::Null,
+                Value::Int(v) => Value::Int(v),
+                Value::Float(v) => Value::Float(v),
+                Value::Bool(v) => Value::Bool(v),
+            })
+            .collect())
     }
 
     #[test]

@@ -55,7 +55,11 @@ pub(crate) fn benign_flow(rng: &mut Rng) -> Flow {
         }
         Kind::Http => {
             let external = rng.chance(0.8);
-            let port = if external { 80 } else { rng.pick(&[(80, 0.7), (8080, 0.3)]) };
+            let port = if external {
+                80
+            } else {
+                rng.pick(&[(80, 0.7), (8080, 0.3)])
+            };
             tcp_session(rng, ts, external, port, Some("http"))
         }
         Kind::Ntp => ntp(rng, ts),
@@ -75,22 +79,26 @@ pub(crate) fn dns_query_bytes(rng: &mut Rng) -> u64 {
 }
 
 /// Round-trip time to the campus resolver: mostly cached answers, some recursion.
-fn resolver_rtt(rng: &mut Rng) -> f64 {
+pub(crate) fn resolver_rtt(rng: &mut Rng) -> f64 {
     if rng.chance(0.68) {
-        rng.lognormal(0.0007, 0.75)
+        rng.lognormal(0.0004, 0.45)
     } else {
-        rng.lognormal(0.028, 1.0)
+        rng.lognormal(0.04, 0.7)
     }
 }
 
 fn dns_internal(rng: &mut Rng, ts: i64) -> Flow {
     let src = net::client(rng);
     let os = Os::of(src);
-    let dst = if rng.chance(0.8) { net::DNS_PRIMARY } else { net::DNS_SECONDARY };
+    let dst = if rng.chance(0.8) {
+        net::DNS_PRIMARY
+    } else {
+        net::DNS_SECONDARY
+    };
     let mut f = Flow::new(Proto::Udp, src, os.ephemeral_port(rng), dst, 53, ts);
     f.service = Some("dns");
     let v = rng.f64();
-    if v < 0.74 {
+    if v < 0.825 {
         // Answered queries, one or several on the same socket.
         let n = rng.pick(&[(1, 0.78), (2, 0.17), (3, 0.03), (4, 0.02)]);
         let (mut q, mut r) = (0, 0);
@@ -113,13 +121,19 @@ fn dns_internal(rng: &mut Rng, ts: i64) -> Flow {
         f.history = Some("D");
         f.counts(1, dns_query_bytes(rng), 0, 0, 28, None);
     } else if v < 0.93 {
-        // Retransmitted queries without answer.
-        let n = rng.range(2, 4);
+        // Retransmitted queries without answer; the Windows resolver retries
+        // after 1 s, then 2 s more, then 4 s more.
+        let n = rng.pick(&[(2, 0.6), (3, 0.3), (4, 0.1)]);
         let q = dns_query_bytes(rng) * n;
+        let wait = match n {
+            2 => 1.0,
+            3 => 3.0,
+            _ => 7.0,
+        };
         f.conn_state = "S0";
         f.history = Some("D");
-        f.counts(n, q, 0, 0, 28, Some(rng.lognormal(2.0, 0.6)));
-    } else if v < 0.95 {
+        f.counts(n, q, 0, 0, 28, Some(wait + rng.lognormal(0.004, 0.8)));
+    } else if v < 0.942 {
         // Only the answer was seen (the query took another path).
         f.conn_state = "SHR";
         f.history = Some("d");
@@ -138,7 +152,11 @@ fn dns_internal(rng: &mut Rng, ts: i64) -> Flow {
 }
 
 fn dns_upstream(rng: &mut Rng, ts: i64) -> Flow {
-    let src = if rng.chance(0.8) { net::DNS_PRIMARY } else { net::DNS_SECONDARY };
+    let src = if rng.chance(0.8) {
+        net::DNS_PRIMARY
+    } else {
+        net::DNS_SECONDARY
+    };
     let dst = rng.choose(&net::PUBLIC_RESOLVERS);
     // The resolver randomises its source port over the whole range.
     let mut f = Flow::new(Proto::Udp, src, rng.range(1024, 65_535) as u16, dst, 53, ts);
@@ -158,10 +176,20 @@ fn dns_upstream(rng: &mut Rng, ts: i64) -> Flow {
 }
 
 /// An established TCP session (TLS, HTTP, ...), from a client to a server.
-fn tcp_session(rng: &mut Rng, ts: i64, external: bool, port: u16, service: Option<&'static str>) -> Flow {
+fn tcp_session(
+    rng: &mut Rng,
+    ts: i64,
+    external: bool,
+    port: u16,
+    service: Option<&'static str>,
+) -> Flow {
     let src = net::client(rng);
     let os = Os::of(src);
-    let dst = if external { net::external(rng) } else { net::server(rng) };
+    let dst = if external {
+        net::external(rng)
+    } else {
+        net::server(rng)
+    };
     let mut f = Flow::new(Proto::Tcp, src, os.ephemeral_port(rng), dst, port, ts);
     f.service = service;
     let (state, history) = rng.pick(&[
@@ -177,18 +205,25 @@ fn tcp_session(rng: &mut Rng, ts: i64, external: bool, port: u16, service: Optio
     ]);
     f.conn_state = state;
     f.history = Some(history);
-    let op = rng.lognormal(11.0, 1.0).clamp(3.0, 50_000.0) as u64;
-    let rp = ((op as f64) * rng.lognormal(1.3, 0.4)).clamp(2.0, 80_000.0) as u64;
-    let ob = rng.lognormal(900.0, 1.1).clamp(60.0, 5.0e7) as u64;
-    let rb = rng.lognormal(6000.0, 1.6).clamp(40.0, 5.0e8) as u64;
+    let op = rng.lognormal(14.0, 0.8).clamp(5.0, 50_000.0) as u64;
+    let rp = ((op as f64) * rng.lognormal(1.3, 0.4)).clamp(3.0, 80_000.0) as u64;
+    let ob = rng.lognormal(1000.0, 1.0).clamp(150.0, 5.0e7) as u64;
+    let rb = rng.lognormal(6000.0, 1.5).clamp(100.0, 5.0e8) as u64;
     let d = if external {
         rng.lognormal(1.5, 2.0)
     } else {
         rng.lognormal(0.5, 2.0)
     };
-    f.counts(op, ob, rp, rb, os.tcp_header(), Some(d.clamp(0.0008, 7200.0)));
+    f.counts(
+        op,
+        ob,
+        rp,
+        rb,
+        os.tcp_header(),
+        Some(d.clamp(0.0008, 7200.0)),
+    );
     if rng.chance(0.01) {
-        f.missed_bytes = rng.range(1, rb.max(2)) ;
+        f.missed_bytes = rng.range(1, rb.max(2));
     }
     f
 }
@@ -197,7 +232,11 @@ fn ntp(rng: &mut Rng, ts: i64) -> Flow {
     let src = net::client(rng);
     let os = Os::of(src);
     let internal = rng.chance(0.75);
-    let dst = if internal { net::DNS_PRIMARY } else { rng.choose(&net::PUBLIC_NTP) };
+    let dst = if internal {
+        net::DNS_PRIMARY
+    } else {
+        rng.choose(&net::PUBLIC_NTP)
+    };
     // w32time and ntpd send from port 123; chrony uses an ephemeral port.
     let sport = match os {
         Os::Linux if rng.chance(0.6) => os.ephemeral_port(rng),
@@ -206,7 +245,11 @@ fn ntp(rng: &mut Rng, ts: i64) -> Flow {
     let mut f = Flow::new(Proto::Udp, src, sport, dst, 123, ts);
     f.service = Some("ntp");
     if rng.chance(0.9) {
-        let rtt = if internal { rng.lognormal(0.0009, 0.6) } else { rng.lognormal(0.03, 0.5) };
+        let rtt = if internal {
+            rng.lognormal(0.0009, 0.6)
+        } else {
+            rng.lognormal(0.03, 0.5)
+        };
         f.conn_state = "SF";
         f.history = Some("Dd");
         f.counts(1, 48, 1, 48, 28, Some(rtt));
@@ -225,7 +268,11 @@ fn windows_services(rng: &mut Rng, ts: i64) -> Flow {
     let dc = rng.choose(&net::DOMAIN_CONTROLLERS);
     let v = rng.f64();
     if v < 0.45 {
-        let dst = if rng.chance(0.4) { dc } else { net::server(rng) };
+        let dst = if rng.chance(0.4) {
+            dc
+        } else {
+            net::server(rng)
+        };
         let mut f = Flow::new(Proto::Tcp, src, os.ephemeral_port(rng), dst, 445, ts);
         f.service = Some(rng.pick(&[
             ("smb,gssapi,ntlm", 0.25),
@@ -246,7 +293,14 @@ fn windows_services(rng: &mut Rng, ts: i64) -> Flow {
         let rp = (op as f64 * rng.lognormal(0.9, 0.2)).max(4.0) as u64;
         let ob = rng.lognormal(4000.0, 1.5).clamp(300.0, 1.0e8) as u64;
         let rb = rng.lognormal(9000.0, 1.8).clamp(300.0, 1.0e9) as u64;
-        f.counts(op, ob, rp, rb, os.tcp_header(), Some(rng.lognormal(2.0, 2.2).clamp(0.002, 28_800.0)));
+        f.counts(
+            op,
+            ob,
+            rp,
+            rb,
+            os.tcp_header(),
+            Some(rng.lognormal(2.0, 2.2).clamp(0.002, 28_800.0)),
+        );
         f
     } else if v < 0.75 {
         // Kerberos: mostly TCP for tickets with PACs, some UDP.
@@ -265,17 +319,31 @@ fn windows_services(rng: &mut Rng, ts: i64) -> Flow {
             f.service = Some("krb_tcp");
             f.conn_state = "SF";
             f.history = Some(rng.pick(&[("ShADadFf", 0.7), ("ShADadfF", 0.3)]));
-            f.counts(rng.range(4, 6), ob, rng.range(3, 5), rb, os.tcp_header(), Some(d));
+            f.counts(
+                rng.range(4, 6),
+                ob,
+                rng.range(3, 5),
+                rb,
+                os.tcp_header(),
+                Some(d),
+            );
         }
         f
-    } else if v < 0.88 {
+    } else if v < 0.94 {
         // DCE/RPC endpoint mapper and friends.
         let mut f = Flow::new(Proto::Tcp, src, os.ephemeral_port(rng), dc, 135, ts);
         f.service = Some("dce_rpc");
         f.conn_state = "SF";
         f.history = Some("ShADadFf");
         let op = rng.range(4, 9);
-        f.counts(op, rng.range(72, 400), op - 1, rng.range(60, 300), os.tcp_header(), Some(rng.lognormal(0.01, 0.9)));
+        f.counts(
+            op,
+            rng.range(72, 400),
+            op - 1,
+            rng.range(60, 300),
+            os.tcp_header(),
+            Some(rng.lognormal(0.01, 0.9)),
+        );
         f
     } else {
         // LDAP: Zeek of early 2022 has no LDAP analyzer, so service stays unset.
@@ -285,12 +353,30 @@ fn windows_services(rng: &mut Rng, ts: i64) -> Flow {
         if udp {
             f.conn_state = "SF";
             f.history = Some("Dd");
-            f.counts(1, rng.range(150, 260), 1, rng.range(150, 320), 28, Some(rng.lognormal(0.001, 0.6)));
+            f.counts(
+                1,
+                rng.range(150, 260),
+                1,
+                rng.range(150, 320),
+                28,
+                Some(rng.lognormal(0.001, 0.6)),
+            );
         } else {
             f.conn_state = rng.pick(&[("SF", 0.8), ("RSTO", 0.2)]);
-            f.history = Some(if f.conn_state == "SF" { "ShADadFf" } else { "ShADadR" });
+            f.history = Some(if f.conn_state == "SF" {
+                "ShADadFf"
+            } else {
+                "ShADadR"
+            });
             let op = rng.lognormal(8.0, 0.8).max(4.0) as u64;
-            f.counts(op, rng.lognormal(1200.0, 1.0) as u64, op, rng.lognormal(3000.0, 1.2) as u64, os.tcp_header(), Some(rng.lognormal(0.1, 1.8)));
+            f.counts(
+                op,
+                rng.lognormal(1200.0, 1.0) as u64,
+                op,
+                rng.lognormal(3000.0, 1.2) as u64,
+                os.tcp_header(),
+                Some(rng.lognormal(0.1, 1.8)),
+            );
         }
         f
     }
@@ -304,7 +390,14 @@ fn dhcp(rng: &mut Rng, ts: i64) -> Flow {
         f.service = Some("dhcp");
         f.conn_state = "SF";
         f.history = Some("Dd");
-        f.counts(1, rng.range(300, 340), 1, rng.range(300, 350), 28, Some(rng.lognormal(0.002, 0.8)));
+        f.counts(
+            1,
+            rng.range(300, 340),
+            1,
+            rng.range(300, 350),
+            28,
+            Some(rng.lognormal(0.002, 0.8)),
+        );
         f
     } else {
         // Discover/request broadcast from an unconfigured client.
@@ -313,7 +406,11 @@ fn dhcp(rng: &mut Rng, ts: i64) -> Flow {
         f.conn_state = "S0";
         f.history = Some("D");
         let n = rng.pick(&[(1, 0.5), (2, 0.35), (4, 0.15)]);
-        let d = if n == 1 { None } else { Some(rng.lognormal(3.0, 0.5)) };
+        let d = if n == 1 {
+            None
+        } else {
+            Some(rng.lognormal(3.0, 0.5))
+        };
         f.counts(n, 300 * n, 0, 0, 28, d);
         f
     }
@@ -328,14 +425,26 @@ fn multicast(rng: &mut Rng, ts: i64) -> Flow {
         (([143, 88, src[2], 255], 137, None), 0.03),
         (([239, 255, 255, 250], 1900, None), 0.02),
     ]);
-    let sport = if port == 137 || port == 5353 { port } else { Os::of(src).ephemeral_port(rng) };
+    let sport = if port == 137 || port == 5353 {
+        port
+    } else {
+        Os::of(src).ephemeral_port(rng)
+    };
     let mut f = Flow::new(Proto::Udp, src, sport, dst, port, ts);
     f.service = service;
     f.conn_state = "S0";
     f.history = Some("D");
-    let n = rng.pick(&[(1, 0.8), (2, 0.15), (3, 0.05)]);
-    let each = if port == 1900 { rng.range(120, 180) } else { dns_query_bytes(rng) };
-    let d = if n == 1 { None } else { Some(rng.lognormal(0.5, 1.0)) };
+    let n = rng.pick(&[(1, 0.7), (2, 0.22), (3, 0.08)]);
+    let each = if port == 1900 {
+        rng.range(120, 180)
+    } else {
+        dns_query_bytes(rng)
+    };
+    let d = if n == 1 {
+        None
+    } else {
+        Some(rng.lognormal(0.5, 1.0))
+    };
     f.counts(n, each * n, 0, 0, 28, d);
     f
 }
@@ -343,21 +452,36 @@ fn multicast(rng: &mut Rng, ts: i64) -> Flow {
 fn icmp(rng: &mut Rng, ts: i64) -> Flow {
     let src = net::client(rng);
     let os = Os::of(src);
-    let dst = if rng.chance(0.5) { net::server(rng) } else { net::external(rng) };
+    let dst = if rng.chance(0.5) {
+        net::server(rng)
+    } else {
+        net::external(rng)
+    };
     // Zeek logs ICMP type and code in the port columns; echo request is 8/0.
     let mut f = Flow::new(Proto::Icmp, src, 8, dst, 0, ts);
     f.conn_state = "OTH";
     let payload = if os == Os::Windows { 32 } else { 56 };
     let v = rng.f64();
     if v < 0.8 {
-        let n = if os == Os::Windows { 4 } else { rng.range(1, 10) };
+        let n = if os == Os::Windows {
+            4
+        } else {
+            rng.range(1, 10)
+        };
         let d = (n as f64 - 1.0) + rng.lognormal(0.002, 1.0);
         f.counts(n, payload * n, n, payload * n, 28, Some(d));
     } else if v < 0.9 {
         f.counts(1, payload, 0, 0, 28, None);
     } else {
         let n = rng.range(2, 4);
-        f.counts(n, payload * n, 0, 0, 28, Some(n as f64 - 1.0 + rng.f64() * 0.01));
+        f.counts(
+            n,
+            payload * n,
+            0,
+            0,
+            28,
+            Some(n as f64 - 1.0 + rng.f64() * 0.01),
+        );
     }
     f
 }
@@ -366,9 +490,20 @@ fn icmp(rng: &mut Rng, ts: i64) -> Flow {
 fn failed_tcp(rng: &mut Rng, ts: i64) -> Flow {
     let src = net::client(rng);
     let os = Os::of(src);
-    let dst = if rng.chance(0.5) { net::internal_any(rng) } else { net::external(rng) };
+    let dst = if rng.chance(0.5) {
+        net::internal_any(rng)
+    } else {
+        net::external(rng)
+    };
     let port = if rng.chance(0.5) {
-        rng.pick(&[(443, 0.3), (80, 0.2), (445, 0.2), (8080, 0.1), (3389, 0.1), (22, 0.1)])
+        rng.pick(&[
+            (443, 0.3),
+            (80, 0.2),
+            (445, 0.2),
+            (8080, 0.1),
+            (3389, 0.1),
+            (22, 0.1),
+        ])
     } else {
         rng.range(1024, 65_535) as u16
     };
@@ -384,7 +519,14 @@ fn failed_tcp(rng: &mut Rng, ts: i64) -> Flow {
         let n = rng.range(2, 3);
         f.conn_state = "S0";
         f.history = Some("S");
-        f.counts(n, 0, 0, 0, 0, Some(if n == 2 { 1.0 } else { 3.0 } + rng.lognormal(0.01, 0.5)));
+        f.counts(
+            n,
+            0,
+            0,
+            0,
+            0,
+            Some(if n == 2 { 1.0 } else { 3.0 } + rng.lognormal(0.01, 0.5)),
+        );
         f.orig_ip_bytes = n * syn;
     } else {
         f.conn_state = "REJ";
@@ -423,7 +565,14 @@ fn other_tcp(rng: &mut Rng, ts: i64) -> Flow {
 /// Servers shipping logs to the collector: one-way UDP streams.
 fn syslog(rng: &mut Rng, ts: i64) -> Flow {
     let src = net::server(rng);
-    let mut f = Flow::new(Proto::Udp, src, Os::of(src).ephemeral_port(rng), [143, 88, 4, 20], 514, ts);
+    let mut f = Flow::new(
+        Proto::Udp,
+        src,
+        Os::of(src).ephemeral_port(rng),
+        [143, 88, 4, 20],
+        514,
+        ts,
+    );
     f.service = Some("syslog");
     f.conn_state = "S0";
     f.history = Some("D");
@@ -439,7 +588,11 @@ pub(crate) fn discovery_flow(rng: &mut Rng) -> Flow {
     let ts = net::working_hours_ts_us(rng);
     let src = rng.pick(&net::ATTACKERS);
     let os = Os::Linux;
-    let dst = if rng.chance(0.6) { rng.choose(&net::DOMAIN_CONTROLLERS) } else { net::server(rng) };
+    let dst = if rng.chance(0.6) {
+        rng.choose(&net::DOMAIN_CONTROLLERS)
+    } else {
+        net::server(rng)
+    };
     let (port, service) = rng.pick(&[
         ((445, Some("smb,gssapi,ntlm")), 0.45),
         ((445, Some("gssapi,smb,ntlm")), 0.15),
@@ -457,7 +610,14 @@ pub(crate) fn discovery_flow(rng: &mut Rng) -> Flow {
     });
     let op = rng.lognormal(14.0, 0.6).max(4.0) as u64;
     let rp = (op as f64 * 0.9).max(3.0) as u64;
-    f.counts(op, rng.lognormal(1800.0, 0.7) as u64, rp, rng.lognormal(3500.0, 0.9) as u64, os.tcp_header(), Some(rng.lognormal(0.4, 1.2)));
+    f.counts(
+        op,
+        rng.lognormal(1800.0, 0.7) as u64,
+        rp,
+        rng.lognormal(3500.0, 0.9) as u64,
+        os.tcp_header(),
+        Some(rng.lognormal(0.4, 1.2)),
+    );
     f.label = Label::Discovery;
     f
 }

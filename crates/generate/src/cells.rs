@@ -53,6 +53,99 @@ fn parse_sci(text: &[u8], digits: &mut [u8; 24]) -> Option<(usize, i32)> {
     Some((n, exp))
 }
 
+/// Number of significant decimal digits of `a`'s exact value, when it has at
+/// most 21 (more never matter for ties against a 17-digit shortest form).
+fn exact_significant_digits(a: f64, exp21: i32) -> Option<i32> {
+    let bits = a.to_bits();
+    let field = ((bits >> 52) & 0x7FF) as i32;
+    let frac = bits & ((1 << 52) - 1);
+    let (mut m, mut e) = if field == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1 << 52), field - 1075)
+    };
+    let tz = m.trailing_zeros() as i32;
+    m >>= tz;
+    e += tz;
+    if e < 0 {
+        // m * 2^e has exactly -e fractional decimal digits, the last one 5.
+        Some(exp21 - e + 1)
+    } else if e < 74 {
+        let v = u128::from(m) << e;
+        let mut t = v;
+        let mut zeros = 0;
+        while t % 10 == 0 {
+            t /= 10;
+            zeros += 1;
+        }
+        Some(exp21 + 1 - zeros)
+    } else {
+        None
+    }
+}
+
+/// When the exact value lies halfway between two shortest candidates of `n`
+/// digits, Java takes the one with an even last digit (Rust may take the
+/// other). Returns the even candidate's digits, count and exponent.
+fn even_tie(a: f64, n: usize, shortest_exp: i32) -> Option<([u8; 24], usize, i32)> {
+    // Cheap test first: a tie needs exactly n+1 exact significant digits.
+    if exact_significant_digits(a, shortest_exp)? != n as i32 + 1 {
+        return None;
+    }
+    let mut text = StackBuf::new();
+    write!(text, "{a:.20e}").ok()?;
+    let bytes = text.as_bytes();
+    let e_pos = bytes.iter().position(|&c| c == b'e')?;
+    let exp21: i32 = std::str::from_utf8(&bytes[e_pos + 1..])
+        .ok()?
+        .parse()
+        .ok()?;
+    if exact_significant_digits(a, exp21)? != n as i32 + 1 {
+        return None;
+    }
+    // The 21-digit form is exact here; its first n+1 digits end in 5.
+    let mut p = [0u8; 24];
+    let mut len = 0;
+    for &c in &bytes[..e_pos] {
+        if c.is_ascii_digit() && len < n + 1 {
+            p[len] = c;
+            len += 1;
+        }
+    }
+    let mut exp = exp21;
+    let mut digits = [0u8; 24];
+    digits[..n].copy_from_slice(&p[..n]);
+    if (digits[n - 1] - b'0') % 2 == 1 {
+        // Round the truncated candidate up to the even neighbour.
+        let mut i = n;
+        loop {
+            if i == 0 {
+                digits.copy_within(0..n, 1);
+                digits[0] = b'1';
+                exp += 1;
+                break;
+            }
+            i -= 1;
+            if digits[i] == b'9' {
+                digits[i] = b'0';
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let mut n = n;
+    while n > 1 && digits[n - 1] == b'0' {
+        n -= 1;
+    }
+    // Keep Rust's choice unless the even candidate also reads back as `a`.
+    let mut check = StackBuf::new();
+    let text = std::str::from_utf8(&digits[..n]).ok()?;
+    write!(check, "0.{text}e{}", exp + 1).ok()?;
+    let back: f64 = std::str::from_utf8(check.as_bytes()).ok()?.parse().ok()?;
+    (back == a).then_some((digits, n, exp))
+}
+
 /// Writes `x` as Java's `Double.toString` (JDK 19+) does, which is what Spark
 /// writes into CSV: the shortest decimal that reads back as `x`, in plain
 /// notation for 1e-3 <= |x| < 1e7 (`0.002279996871948242`, `5.0`) and as
@@ -103,6 +196,10 @@ pub(crate) fn write_java_double(out: &mut Vec<u8>, x: f64) {
                 }
             }
         }
+    } else if let Some((d, n2, e2)) = even_tie(a, n, exp) {
+        digits = d;
+        n = n2;
+        exp = e2;
     }
     let digits = &digits[..n];
     if (1e-3..1e7).contains(&a) {
@@ -233,6 +330,8 @@ mod tests {
         assert_eq!(java(5.004887819290161), "5.004887819290161");
         assert_eq!(java(5.0), "5.0");
         assert_eq!(java(2.384185791015625E-7), "2.384185791015625E-7");
+        // 890 * 2^-22 lies halfway between two 17-digit decimals: Java takes the even one.
+        assert_eq!(java(890.0 / 4_194_304.0), "2.1219253540039062E-4");
     }
 
     #[test]
@@ -304,7 +403,7 @@ mod tests {
         write_datetime(&mut out, 1.644465509982958E9);
         assert_eq!(out, b"2022-02-10T03:58:29.982Z");
         out.clear();
-        write_datetime(&mut out, 951_782_400.0005); // leap day 2000
+        write_datetime(&mut out, 951_782_400.000_5); // leap day 2000
         assert_eq!(out, b"2000-02-29T00:00:00.000Z");
         out.clear();
         write_datetime(&mut out, 0.0);

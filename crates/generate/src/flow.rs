@@ -8,7 +8,8 @@ use crate::rng::Rng;
 pub const HEADER: &str = "resp_pkts,service,orig_ip_bytes,local_resp,missed_bytes,protocol,duration,conn_state,dest_ip,orig_pkts,community_id,resp_ip_bytes,dest_port,orig_bytes,local_orig,datetime,history,resp_bytes,uid,src_port,ts,src_ip,mitre_attack_tactics";
 
 /// Columns that may be empty (null) in generated data.
-pub const NULLABLE_COLUMNS: &[&str] = &["service", "duration", "orig_bytes", "resp_bytes", "history"];
+pub const NULLABLE_COLUMNS: &[&str] =
+    &["service", "duration", "orig_bytes", "resp_bytes", "history"];
 
 /// Label values written to `mitre_attack_tactics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,7 +186,14 @@ mod tests {
 
     #[test]
     fn renders_the_real_excerpt_row_shape() {
-        let mut f = Flow::new(Proto::Udp, [143, 88, 5, 12], 36073, [143, 88, 5, 1], 53, 1_644_465_509_979_958);
+        let mut f = Flow::new(
+            Proto::Udp,
+            [143, 88, 5, 12],
+            36073,
+            [143, 88, 5, 1],
+            53,
+            1_644_465_509_979_958,
+        );
         f.service = Some("dns");
         f.conn_state = "SF";
         f.history = Some("Dd");
@@ -207,15 +215,28 @@ mod tests {
 
     #[test]
     fn unset_and_multi_service_cells() {
-        let mut f = Flow::new(Proto::Tcp, [143, 88, 9, 20], 50000, [143, 88, 2, 10], 445, 1_644_400_000_000_001);
+        let mut f = Flow::new(
+            Proto::Tcp,
+            [143, 88, 9, 20],
+            50000,
+            [143, 88, 2, 10],
+            445,
+            1_644_400_000_000_001,
+        );
         f.service = Some("smb,gssapi,ntlm");
         f.conn_state = "S0";
         f.counts(1, 0, 0, 0, 52, None);
         let mut out = Vec::new();
         f.render(&mut Rng::new(1), &mut out);
         let line = String::from_utf8(out).expect("ascii");
-        assert!(line.starts_with("0,\"smb,gssapi,ntlm\",52,false,0,tcp,,S0,143.88.2.10,1,1:"), "{line}");
-        assert!(line.contains(",445,,false,2022-02-09T09:46:40.000Z,,,C"), "{line}");
+        assert!(
+            line.starts_with("0,\"smb,gssapi,ntlm\",52,false,0,tcp,,S0,143.88.2.10,1,1:"),
+            "{line}"
+        );
+        assert!(
+            line.contains(",445,,false,2022-02-09T09:46:40.000Z,,,C"),
+            "{line}"
+        );
     }
 
     #[test]

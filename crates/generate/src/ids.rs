@@ -54,53 +54,67 @@ pub(crate) fn new_uid(rng: &mut Rng, out: &mut Vec<u8>) {
 }
 
 /// SHA-1 (FIPS 180-4), only for Community ID; not used for security.
+/// Works on the stack: one call per row must not allocate.
 pub(crate) fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    let mut msg = Vec::with_capacity(data.len() + 72);
-    msg.extend_from_slice(data);
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
+    let full = data.len() / 64 * 64;
+    for block in data[..full].chunks_exact(64) {
+        sha1_block(&mut h, block);
     }
-    msg.extend_from_slice(&bit_len.to_be_bytes());
-    for block in msg.chunks_exact(64) {
-        let mut w = [0u32; 80];
-        for (i, word) in block.chunks_exact(4).enumerate() {
-            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
-        for i in 16..80 {
-            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (i, wi) in w.iter().enumerate() {
-            let (f, k) = match i {
-                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
-                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
-                _ => (b ^ c ^ d, 0xCA62_C1D6),
-            };
-            let t = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wi);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = t;
-        }
-        for (hv, v) in h.iter_mut().zip([a, b, c, d, e]) {
-            *hv = hv.wrapping_add(v);
-        }
+    let rest = &data[full..];
+    let mut tail = [0u8; 128];
+    tail[..rest.len()].copy_from_slice(rest);
+    tail[rest.len()] = 0x80;
+    let tail_len = if rest.len() < 56 { 64 } else { 128 };
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    tail[tail_len - 8..tail_len].copy_from_slice(&bit_len.to_be_bytes());
+    for block in tail[..tail_len].chunks_exact(64) {
+        sha1_block(&mut h, block);
     }
     let mut out = [0u8; 20];
     for (chunk, v) in out.chunks_exact_mut(4).zip(h) {
         chunk.copy_from_slice(&v.to_be_bytes());
     }
     out
+}
+
+fn sha1_block(h: &mut [u32; 5], block: &[u8]) {
+    let mut w = [0u32; 80];
+    for (i, word) in block.chunks_exact(4).enumerate() {
+        w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+    }
+    for i in 16..80 {
+        w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+    }
+    let [mut a, mut b, mut c, mut d, mut e] = *h;
+    for (i, wi) in w.iter().enumerate() {
+        let (f, k) = match i {
+            0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
+            20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
+            40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
+            _ => (b ^ c ^ d, 0xCA62_C1D6),
+        };
+        let t = a
+            .rotate_left(5)
+            .wrapping_add(f)
+            .wrapping_add(e)
+            .wrapping_add(k)
+            .wrapping_add(*wi);
+        e = d;
+        d = c;
+        c = b.rotate_left(30);
+        b = a;
+        a = t;
+    }
+    for (hv, v) in h.iter_mut().zip([a, b, c, d, e]) {
+        *hv = hv.wrapping_add(v);
+    }
 }
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -193,20 +207,43 @@ mod tests {
 
     #[test]
     fn sha1_known_answers() {
-        assert_eq!(hex(&sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex(&sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
         assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
         let long = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
         assert_eq!(hex(&sha1(long)), "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+        let million = vec![b'a'; 1_000_000];
+        assert_eq!(
+            hex(&sha1(&million)),
+            "34aa973cd4c4daa4f61eeb2bdbad27316534016f"
+        );
     }
 
     #[test]
     fn community_id_spec_vectors() {
         let (a, b) = ([1, 2, 3, 4], [5, 6, 7, 8]);
-        assert_eq!(cid(Proto::Tcp, a, 1122, b, 3344), "1:wCb3OG7yAFWelaUydu0D+125CLM=");
-        assert_eq!(cid(Proto::Tcp, b, 3344, a, 1122), "1:wCb3OG7yAFWelaUydu0D+125CLM=");
-        assert_eq!(cid(Proto::Udp, a, 1122, b, 3344), "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg=");
-        assert_eq!(cid(Proto::Icmp, a, 8, b, 0), "1:crodRHL2FEsHjbv3UkRrfbs4bZ0=");
-        assert_eq!(cid(Proto::Icmp, b, 0, a, 0), "1:crodRHL2FEsHjbv3UkRrfbs4bZ0=");
+        assert_eq!(
+            cid(Proto::Tcp, a, 1122, b, 3344),
+            "1:wCb3OG7yAFWelaUydu0D+125CLM="
+        );
+        assert_eq!(
+            cid(Proto::Tcp, b, 3344, a, 1122),
+            "1:wCb3OG7yAFWelaUydu0D+125CLM="
+        );
+        assert_eq!(
+            cid(Proto::Udp, a, 1122, b, 3344),
+            "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg="
+        );
+        assert_eq!(
+            cid(Proto::Icmp, a, 8, b, 0),
+            "1:crodRHL2FEsHjbv3UkRrfbs4bZ0="
+        );
+        assert_eq!(
+            cid(Proto::Icmp, b, 0, a, 0),
+            "1:crodRHL2FEsHjbv3UkRrfbs4bZ0="
+        );
     }
 
     #[test]

@@ -1,1 +1,25 @@
-//! placeholder
+//! LightGBM training and honest evaluation of Zeek connection features.
+//!
+//! [`train_and_evaluate`] trains one model per split: the notebook's
+//! stratified random split (which lets copies of one flow sit on both sides),
+//! a duplicate-aware split by `uid`, and a time split. It scores every input
+//! row with each model, reports test metrics and feature importance, and
+//! returns the deployed split's model as a [`SavedModel`] with its
+//! [`ModelCard`]. This is the only crate that links LightGBM.
+#![warn(missing_docs)]
+
+mod error;
+mod hash;
+pub mod metrics;
+mod saved;
+mod spec;
+mod split;
+mod table;
+mod train;
+
+pub use error::{Error, Result};
+pub use saved::{
+    FeatureSource, FeatureStage, ModelCard, SavedModel, CARD_FILE, LIGHTGBM3_VERSION, MODEL_FILE,
+};
+pub use spec::{ClassWeight, LgbmParams, SplitKind, TrainSpec};
+pub use train::{train_and_evaluate, TrainOutcome};

@@ -56,7 +56,7 @@ pub fn roc_auc(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Opti
 /// (recall gained) x (precision there), step-wise without interpolation,
 /// as `sklearn.metrics.average_precision_score`. `None` without positives.
 pub fn pr_auc(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Option<f64> {
-    let positives = match weights {
+    let positives: f64 = match weights {
         Some(w) if w.len() == labels.len() => labels.iter().zip(w).filter(|(l, _)| **l).map(|(_, w)| *w).sum(),
         Some(_) => return None,
         None => labels.iter().filter(|l| **l).count() as f64,

@@ -60,6 +60,9 @@ pub struct ModelCard {
     /// SQL of the stages that produced the features (filled by the pipeline).
     #[serde(default)]
     pub feature_stages: Vec<FeatureStage>,
+    /// Pipeline parameters the feature stages were run with (filled by the pipeline).
+    #[serde(default)]
+    pub stage_params: serde_json::Value,
     /// Label column.
     pub label: String,
     /// Training settings.
@@ -87,7 +90,7 @@ pub struct SavedModel {
     pub card: ModelCard,
 }
 
-fn io(during: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+fn io<'a>(during: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::Io {
         during,
         path: path.to_path_buf(),
@@ -134,7 +137,7 @@ impl SavedModel {
         if let Some(parent) = tmp.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(io("create directory", parent))?;
         }
-        let written = (|| {
+        let written: Result<()> = (|| {
             fs::create_dir(&tmp).map_err(io("create directory", &tmp))?;
             write_synced(&tmp.join(MODEL_FILE), self.model_text.as_bytes())?;
             write_synced(&tmp.join(CARD_FILE), &card)?;

@@ -233,7 +233,7 @@ impl<'a> Features<'a> {
         for name in names {
             let arrays = table.column(name)?;
             let nums = arrays
-                .iter()
+                .into_iter()
                 .map(|a| {
                     Num::new(a.as_ref()).ok_or_else(|| Error::NonNumericFeature {
                         context: table.context.clone(),
@@ -294,25 +294,6 @@ impl<'a> Features<'a> {
         self.cols.iter().all(|c| {
             hash::f32_bits(c[ba].feature(ia)) == hash::f32_bits(c[bb].feature(ib))
         })
-    }
-
-    /// Column-major `rows.len() x features` buffer of the given global rows.
-    pub fn gather_col_major(&self, table: &Table<'_>, rows: &[u32], out: &mut Vec<f32>) {
-        let locs: Vec<(u32, u32)> = rows
-            .iter()
-            .map(|&r| {
-                let (b, i) = table.locate(r as usize);
-                (b as u32, i as u32)
-            })
-            .collect();
-        out.clear();
-        out.reserve_exact(rows.len() * self.len());
-        for per_batch in &self.cols {
-            out.extend(
-                locs.iter()
-                    .map(|&(b, i)| per_batch[b as usize].feature(i as usize)),
-            );
-        }
     }
 
     /// Row-major `rows.len() x features` buffer of the given global rows.

@@ -15,7 +15,7 @@ use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{cast, col, lit, Expr};
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
 use datafusion::scalar::ScalarValue;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use zeekml_formats::schema::CONN_COLUMNS;
 use zeekml_formats::{BadRows, Rejected, ZeekReadOptions};
 

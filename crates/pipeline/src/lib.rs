@@ -8,6 +8,7 @@ pub mod csv_check;
 pub mod error;
 pub mod ingest;
 pub mod manifest;
+pub mod net;
 pub mod query;
 pub mod runner;
 pub mod score;

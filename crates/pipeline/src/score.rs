@@ -138,8 +138,9 @@ async fn score_frame(
         Some(name) => ctx.table(name.as_str()).await?,
         None => ctx.read_table(view)?,
     };
-    let schema: SchemaRef = Arc::new(final_df.schema().as_arrow().clone());
+    let planned: SchemaRef = Arc::new(final_df.schema().as_arrow().clone());
     let batches = final_df.collect().await?;
+    let schema = batches.first().map(|b| b.schema()).unwrap_or(planned);
     let batch = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
     let owned = model.clone();
     let features = batch.clone();

@@ -20,6 +20,7 @@ pub fn new_context() -> SessionContext {
         .with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
     ctx.register_udf(log1p_udf());
+    ctx.register_udf(crate::net::ip_in_cidrs_udf());
     ctx
 }
 

@@ -73,5 +73,5 @@ async fn projection_and_limit() {
         .iter()
         .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
         .collect();
-    assert_eq!(ports, vec![80, 80, 443]);
+    assert_eq!(ports, vec![80, 80, 80]);
 }

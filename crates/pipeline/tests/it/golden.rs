@@ -85,8 +85,9 @@ async fn run_file(path: &Path) -> Result<usize, String> {
                     .plan(&ctx, &params)
                     .await
                     .map_err(|e| format!("{here}: {e}"))?;
-                let schema = Arc::new(df.schema().as_arrow().clone());
+                let planned = Arc::new(df.schema().as_arrow().clone());
                 let batches = df.collect().await.map_err(|e| format!("{here}: {e}"))?;
+                let schema = batches.first().map(|b| b.schema()).unwrap_or(planned);
                 let table = MemTable::try_new(schema, vec![batches]).map_err(|e| e.to_string())?;
                 ctx.deregister_table(stage.name.as_str())
                     .map_err(|e| e.to_string())?;

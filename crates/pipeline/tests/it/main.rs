@@ -1,3 +1,4 @@
 //! Integration tests of the pipeline engine.
 
+mod beacon;
 mod golden;

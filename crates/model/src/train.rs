@@ -1,0 +1,692 @@
+//! `train_and_evaluate`: one LightGBM model per split, scored rows, metrics,
+//! feature importance and the deployable model.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use lightgbm3::{Booster, Dataset, ImportanceType};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use crate::error::{Error, Result};
+use crate::hash;
+use crate::metrics;
+use crate::saved::{predict_params, FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK};
+use crate::spec::{ClassWeight, SplitKind, TrainSpec};
+use crate::split::{self, SIDE_NAMES, TEST, TRAIN, VALID};
+use crate::table::{hash_column_into, hash_values, read_labels, read_times, Features, Table};
+
+/// Name of the time column the time split reads.
+const TIME_COLUMN: &str = "ts";
+/// Name of the column that groups rows of one flow in the dedup split.
+const GROUP_COLUMN: &str = "uid";
+/// Value of the `model` column of the metrics table.
+const MODEL_KIND: &str = "lightgbm";
+
+/// Everything a `lightgbm` stage produces.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// One row per input row and split: the keys present in the input,
+    /// `label`, `split`, `side` (train / valid / test / test_dup), `score`
+    /// and `predicted`.
+    pub scored: Vec<RecordBatch>,
+    /// One row per split: test-side metrics of that split's model.
+    pub metrics: RecordBatch,
+    /// Gain and split counts per split and feature.
+    pub importance: RecordBatch,
+    /// The model of `deploy_split`, ready to save.
+    pub deployed: SavedModel,
+}
+
+/// One row of the metrics table.
+#[derive(Serialize, Debug, Clone)]
+struct MetricsRow {
+    split: String,
+    model: String,
+    side: String,
+    rows: i64,
+    positives: i64,
+    roc_auc: Option<f64>,
+    pr_auc: Option<f64>,
+    precision: f64,
+    recall: f64,
+    f1: f64,
+    threshold: f64,
+    tp: i64,
+    fp: i64,
+    tn: i64,
+    #[serde(rename = "fn")]
+    fn_: i64,
+    train_rows: i64,
+    train_weighted_rows: i64,
+    valid_rows: i64,
+    best_iteration: i64,
+    train_seconds: f64,
+}
+
+/// Distinct feature vectors of the input.
+struct Distinct {
+    /// Per row, the index of its feature vector in `reps`.
+    of_row: Vec<u32>,
+    /// A row holding each distinct vector, ordered by vector hash so that
+    /// training data comes out in the same order whatever the input order.
+    reps: Vec<u32>,
+}
+
+fn distinct(table: &Table<'_>, features: &Features<'_>, fhash: &[u64]) -> Distinct {
+    let mut pairs: Vec<(u64, u32)> = fhash
+        .iter()
+        .enumerate()
+        .map(|(i, &h)| (h, i as u32))
+        .collect();
+    pairs.sort_unstable();
+    let mut of_row = vec![0u32; pairs.len()];
+    let mut reps: Vec<u32> = Vec::new();
+    // Vectors sharing the current hash; more than one only on a collision.
+    let mut run: Vec<u32> = Vec::new();
+    for k in 0..pairs.len() {
+        let (h, row) = pairs[k];
+        if k == 0 || pairs[k - 1].0 != h {
+            run.clear();
+        }
+        let found = run
+            .iter()
+            .copied()
+            .find(|&id| features.rows_equal(table, reps[id as usize] as usize, row as usize));
+        let id = match found {
+            Some(id) => id,
+            None => {
+                reps.push(row);
+                let id = (reps.len() - 1) as u32;
+                run.push(id);
+                id
+            }
+        };
+        of_row[row as usize] = id;
+    }
+    Distinct { of_row, reps }
+}
+
+/// Rows of one side merged by (feature vector, label), with their counts.
+struct Collapsed {
+    vectors: Vec<u32>,
+    labels: Vec<u8>,
+    counts: Vec<u32>,
+    rows: usize,
+    class_rows: [usize; 2],
+}
+
+fn collapse(sides: &[u8], side: u8, labels: &[u8], distinct: &Distinct) -> Collapsed {
+    let mut counts = vec![0u32; distinct.reps.len() * 2];
+    let mut class_rows = [0usize; 2];
+    for (i, &s) in sides.iter().enumerate() {
+        if s == side {
+            counts[distinct.of_row[i] as usize * 2 + labels[i] as usize] += 1;
+            class_rows[labels[i] as usize] += 1;
+        }
+    }
+    let mut out = Collapsed {
+        vectors: Vec::new(),
+        labels: Vec::new(),
+        counts: Vec::new(),
+        rows: class_rows[0] + class_rows[1],
+        class_rows,
+    };
+    for (k, &c) in counts.iter().enumerate() {
+        if c > 0 {
+            out.vectors.push((k / 2) as u32);
+            out.labels.push((k % 2) as u8);
+            out.counts.push(c);
+        }
+    }
+    out
+}
+
+/// Per-class weights from the training side's class sizes.
+fn class_weights(rule: ClassWeight, class_rows: [usize; 2]) -> [f64; 2] {
+    let (neg, pos) = (class_rows[0] as f64, class_rows[1] as f64);
+    match rule {
+        ClassWeight::None => [1.0, 1.0],
+        ClassWeight::ScalePosWeight => [1.0, neg / pos],
+        ClassWeight::IsUnbalance if pos < neg => [1.0, neg / pos],
+        ClassWeight::IsUnbalance => [pos / neg, 1.0],
+    }
+}
+
+/// What one split's training produced.
+struct Fitted {
+    booster: Booster,
+    best_iteration: i64,
+    train_rows: usize,
+    train_distinct: usize,
+    valid_rows: usize,
+    seconds: f64,
+    fingerprint: Option<String>,
+}
+
+struct Matrix {
+    x: Vec<f32>,
+    labels: Vec<f32>,
+    weights: Vec<f32>,
+}
+
+fn matrix(
+    table: &Table<'_>,
+    features: &Features<'_>,
+    distinct: &Distinct,
+    c: &Collapsed,
+    weights: [f64; 2],
+) -> Matrix {
+    let rows: Vec<u32> = c.vectors.iter().map(|&v| distinct.reps[v as usize]).collect();
+    let mut x = Vec::new();
+    features.gather_row_major(table, &rows, &mut x);
+    Matrix {
+        x,
+        labels: c.labels.iter().map(|&l| f32::from(l)).collect(),
+        weights: c
+            .counts
+            .iter()
+            .zip(&c.labels)
+            .map(|(&n, &l)| (f64::from(n) * weights[l as usize]) as f32)
+            .collect(),
+    }
+}
+
+fn fingerprint(features: &Features<'_>, m: &Matrix) -> String {
+    let mut h = Sha256::new();
+    h.update(b"zeekml-training-matrix-v1\0");
+    h.update((m.labels.len() as u64).to_le_bytes());
+    h.update((features.len() as u64).to_le_bytes());
+    for name in &features.names {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+    }
+    let mut buf = Vec::with_capacity(1 << 16);
+    for part in [&m.x, &m.labels, &m.weights] {
+        for chunk in part.chunks(1 << 14) {
+            buf.clear();
+            buf.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+            h.update(&buf);
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn lightgbm_params(spec: &TrainSpec, early_stopping: Option<u32>) -> serde_json::Value {
+    let p = &spec.params;
+    let mut v = json!({
+        "objective": "binary",
+        "metric": "binary_logloss",
+        "verbose": -1,
+        "num_iterations": p.num_iterations,
+        "learning_rate": p.learning_rate,
+        "num_leaves": p.num_leaves,
+        "min_data_in_leaf": p.min_data_in_leaf,
+        "feature_fraction": p.feature_fraction,
+        "lambda_l2": p.lambda_l2,
+        // LightGBM seeds are C ints.
+        "seed": spec.seed % (i32::MAX as u64),
+        "deterministic": true,
+        "force_col_wise": true,
+        "num_threads": p.threads(),
+    });
+    if let Some(rounds) = early_stopping {
+        v["early_stopping_rounds"] = rounds.into();
+    }
+    v
+}
+
+struct Ctx<'s, 't, 'a> {
+    spec: &'s TrainSpec,
+    table: &'t Table<'a>,
+    features: &'t Features<'a>,
+    labels: &'t [u8],
+    distinct: &'t Distinct,
+}
+
+impl Ctx<'_, '_, '_> {
+    fn split_context(&self, split: SplitKind) -> String {
+        format!("{}, split {split}", self.table.context)
+    }
+
+    fn lgbm(&self, split: SplitKind, during: &'static str) -> impl FnOnce(lightgbm3::Error) -> Error + '_ {
+        move |source| Error::LightGbm {
+            context: self.split_context(split),
+            during,
+            source,
+        }
+    }
+
+    fn dataset(&self, split: SplitKind, m: &Matrix, reference: Option<&Dataset>) -> Result<Dataset> {
+        if m.labels.len() > i32::MAX as usize {
+            return Err(Error::TooManyRows {
+                context: self.split_context(split),
+                rows: m.labels.len(),
+            });
+        }
+        let mut ds = Dataset::from_slice_with_reference(
+            &m.x,
+            &m.labels,
+            self.features.len() as i32,
+            true,
+            reference,
+        )
+        .map_err(self.lgbm(split, "build a dataset"))?;
+        ds.set_weights(&m.weights)
+            .map_err(self.lgbm(split, "set row weights"))?;
+        ds.set_feature_names(&self.features.names)
+            .map_err(self.lgbm(split, "set feature names"))?;
+        Ok(ds)
+    }
+
+    fn fit(&self, split: SplitKind, sides: &[u8], want_fingerprint: bool) -> Result<Fitted> {
+        let started = Instant::now();
+        let train = collapse(sides, TRAIN, self.labels, self.distinct);
+        if train.rows == 0 {
+            return Err(Error::EmptyTrainingSet {
+                context: self.table.context.clone(),
+                split: split.to_string(),
+                input_rows: self.table.rows(),
+            });
+        }
+        if let Some(class) = (0..2u8).find(|&c| train.class_rows[1 - c as usize] == 0) {
+            return Err(Error::SingleClass {
+                context: self.table.context.clone(),
+                split: split.to_string(),
+                class,
+                rows: train.rows,
+            });
+        }
+        let weights = class_weights(self.spec.params.class_weight, train.class_rows);
+        let m = matrix(self.table, self.features, self.distinct, &train, weights);
+        let fingerprint = want_fingerprint.then(|| fingerprint(self.features, &m));
+        let train_ds = self.dataset(split, &m, None)?;
+        drop(m);
+        let valid = collapse(sides, VALID, self.labels, self.distinct);
+        let early = self.spec.params.early_stopping().filter(|_| valid.rows > 0);
+        let valid_ds = match early {
+            Some(_) => {
+                let vm = matrix(self.table, self.features, self.distinct, &valid, weights);
+                Some(self.dataset(split, &vm, Some(&train_ds))?)
+            }
+            None => None,
+        };
+        let booster = Booster::train_with_valid(train_ds, valid_ds, &lightgbm_params(self.spec, early))
+            .map_err(self.lgbm(split, "train"))?;
+        Ok(Fitted {
+            best_iteration: i64::from(booster.num_iterations()),
+            booster,
+            train_rows: train.rows,
+            train_distinct: train.vectors.len(),
+            valid_rows: valid.rows,
+            seconds: started.elapsed().as_secs_f64(),
+            fingerprint,
+        })
+    }
+
+    /// Scores of every input row: each distinct vector is predicted once.
+    fn predict(&self, split: SplitKind, booster: &Booster) -> Result<Vec<f64>> {
+        let params = predict_params(self.spec.params.num_threads);
+        let nf = self.features.len() as i32;
+        let mut per_vector = Vec::with_capacity(self.distinct.reps.len());
+        let mut buf = Vec::new();
+        for chunk in self.distinct.reps.chunks(PREDICT_CHUNK) {
+            self.features.gather_row_major(self.table, chunk, &mut buf);
+            per_vector.extend(
+                booster
+                    .predict_with_params(&buf, nf, true, &params)
+                    .map_err(self.lgbm(split, "predict"))?,
+            );
+        }
+        Ok(self
+            .distinct
+            .of_row
+            .iter()
+            .map(|&v| per_vector[v as usize])
+            .collect())
+    }
+
+    fn sides(&self, split: SplitKind, content: &[u64], group: &[u64], ts: Option<&[f64]>) -> Vec<u8> {
+        let s = self.spec;
+        let vf = if s.params.early_stopping().is_some() {
+            s.params.valid_fraction
+        } else {
+            0.0
+        };
+        match split {
+            SplitKind::RandomStratified => {
+                split::random_stratified(content, self.labels, s.seed, s.test_fraction, vf)
+            }
+            SplitKind::Dedup => split::dedup(group, content, self.labels, s.seed, s.test_fraction, vf),
+            SplitKind::Time => split::time(ts.unwrap_or_default(), s.test_fraction, vf),
+        }
+    }
+}
+
+fn evaluate(split: SplitKind, spec: &TrainSpec, sides: &[u8], labels: &[u8], scores: &[f64], fitted: &Fitted) -> MetricsRow {
+    let (mut s, mut l) = (Vec::new(), Vec::new());
+    for i in 0..sides.len() {
+        if sides[i] == TEST {
+            s.push(scores[i]);
+            l.push(labels[i] == 1);
+        }
+    }
+    let c = metrics::confusion(&s, &l, spec.threshold);
+    MetricsRow {
+        split: split.to_string(),
+        model: MODEL_KIND.to_string(),
+        side: SIDE_NAMES[TEST as usize].to_string(),
+        rows: s.len() as i64,
+        positives: l.iter().filter(|&&x| x).count() as i64,
+        roc_auc: metrics::roc_auc(&s, &l, None),
+        pr_auc: metrics::pr_auc(&s, &l, None),
+        precision: metrics::precision(&c),
+        recall: metrics::recall(&c),
+        f1: metrics::f1(&c),
+        threshold: spec.threshold,
+        tp: c.tp as i64,
+        fp: c.fp as i64,
+        tn: c.tn as i64,
+        fn_: c.fn_ as i64,
+        train_rows: fitted.train_rows as i64,
+        train_weighted_rows: fitted.train_distinct as i64,
+        valid_rows: fitted.valid_rows as i64,
+        best_iteration: fitted.best_iteration,
+        train_seconds: fitted.seconds,
+    }
+}
+
+fn metrics_batch(rows: &[MetricsRow]) -> Result<RecordBatch> {
+    let utf8 = |f: fn(&MetricsRow) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let int = |f: fn(&MetricsRow) -> i64| -> ArrayRef { Arc::new(Int64Array::from_iter_values(rows.iter().map(f))) };
+    let float = |f: fn(&MetricsRow) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
+    };
+    let opt = |f: fn(&MetricsRow) -> Option<f64>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<Float64Array>())
+    };
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("split", utf8(|r| &r.split)),
+        ("model", utf8(|r| &r.model)),
+        ("side", utf8(|r| &r.side)),
+        ("rows", int(|r| r.rows)),
+        ("positives", int(|r| r.positives)),
+        ("roc_auc", opt(|r| r.roc_auc)),
+        ("pr_auc", opt(|r| r.pr_auc)),
+        ("precision", float(|r| r.precision)),
+        ("recall", float(|r| r.recall)),
+        ("f1", float(|r| r.f1)),
+        ("threshold", float(|r| r.threshold)),
+        ("tp", int(|r| r.tp)),
+        ("fp", int(|r| r.fp)),
+        ("tn", int(|r| r.tn)),
+        ("fn", int(|r| r.fn_)),
+        ("train_rows", int(|r| r.train_rows)),
+        ("train_weighted_rows", int(|r| r.train_weighted_rows)),
+        ("valid_rows", int(|r| r.valid_rows)),
+        ("best_iteration", int(|r| r.best_iteration)),
+        ("train_seconds", float(|r| r.train_seconds)),
+    ];
+    batch(columns, "build the metrics table")
+}
+
+fn batch(columns: Vec<(&str, ArrayRef)>, during: &'static str) -> Result<RecordBatch> {
+    let schema = Schema::new(
+        columns
+            .iter()
+            .map(|(name, a)| Field::new(*name, a.data_type().clone(), a.null_count() > 0 || matches!(*name, "roc_auc" | "pr_auc")))
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect()).map_err(|source| Error::Arrow {
+        context: "model".to_string(),
+        during,
+        source,
+    })
+}
+
+/// Trains one model per split of `spec.splits` on `input`, scores every row
+/// with each, evaluates each on its test side, and returns the model of
+/// `spec.deploy_split` ready to save. Synchronous and CPU-bound (LightGBM's
+/// handles cannot leave this thread): call it from a blocking task.
+#[tracing::instrument(skip_all, fields(stage = %spec.name))]
+pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<TrainOutcome> {
+    spec.validate()?;
+    let context = spec.context();
+    let table = Table::new(input, &spec.input, context.clone());
+    let Some(first) = input.first() else {
+        return Err(Error::EmptyTrainingSet {
+            context,
+            split: spec.splits[0].to_string(),
+            input_rows: 0,
+        });
+    };
+    let schema = first.schema();
+    let feature_names = spec.resolve_features(&schema)?;
+    let features = Features::resolve(&table, &feature_names)?;
+    let labels = read_labels(&table, &spec.label)?;
+    let started = Instant::now();
+    let fhash = features.hash_rows(&table)?;
+    let keys: Vec<&String> = spec.keys.iter().filter(|k| table.has_column(k)).collect();
+
+    // Row content: keys, label and features.
+    let mut content: Vec<u64> = fhash.iter().zip(&labels).map(|(&h, &l)| hash::add(h, u64::from(l))).collect();
+    for k in &keys {
+        hash_column_into(&table, k, &mut content)?;
+    }
+    for c in &mut content {
+        *c = hash::finish(*c);
+    }
+    let group = if spec.splits.contains(&SplitKind::Dedup) {
+        group_keys(&table, &content)?
+    } else {
+        Vec::new()
+    };
+    let ts = if spec.splits.contains(&SplitKind::Time) {
+        Some(read_times(&table, TIME_COLUMN)?)
+    } else {
+        None
+    };
+    let distinct = distinct(&table, &features, &fhash);
+    drop(fhash);
+    info!(
+        rows = table.rows(),
+        features = features.len(),
+        distinct_vectors = distinct.reps.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "prepared training input"
+    );
+
+    let ctx = Ctx {
+        spec,
+        table: &table,
+        features: &features,
+        labels: &labels,
+        distinct: &distinct,
+    };
+    let label_arrays: Vec<ArrayRef> = input
+        .iter()
+        .enumerate()
+        .map(|(b, batch)| {
+            let from = table.start(b);
+            Arc::new(Int32Array::from_iter_values(
+                labels[from..from + batch.num_rows()].iter().map(|&l| i32::from(l)),
+            )) as ArrayRef
+        })
+        .collect();
+    let mut scored = Vec::with_capacity(spec.splits.len() * input.len());
+    let mut metric_rows = Vec::new();
+    let mut importance: Vec<(String, String, f64, i64)> = Vec::new();
+    let mut deployed = None;
+    for &split in &spec.splits {
+        let sides = ctx.sides(split, &content, &group, ts.as_deref());
+        let is_deployed = split == spec.deploy_split;
+        let fitted = ctx.fit(split, &sides, is_deployed)?;
+        let predict_started = Instant::now();
+        let scores = ctx.predict(split, &fitted.booster)?;
+        let row = evaluate(split, spec, &sides, &labels, &scores, &fitted);
+        info!(
+            split = %split,
+            train_rows = fitted.train_rows,
+            train_distinct = fitted.train_distinct,
+            valid_rows = fitted.valid_rows,
+            test_rows = row.rows,
+            best_iteration = fitted.best_iteration,
+            train_seconds = fitted.seconds,
+            predict_seconds = predict_started.elapsed().as_secs_f64(),
+            roc_auc = row.roc_auc,
+            pr_auc = row.pr_auc,
+            f1 = row.f1,
+            "trained and evaluated"
+        );
+        let gain = fitted
+            .booster
+            .feature_importance(ImportanceType::Gain)
+            .map_err(ctx.lgbm(split, "report feature importance"))?;
+        let count = fitted
+            .booster
+            .feature_importance(ImportanceType::Split)
+            .map_err(ctx.lgbm(split, "report feature importance"))?;
+        for (f, name) in feature_names.iter().enumerate() {
+            importance.push((
+                split.to_string(),
+                name.clone(),
+                gain.get(f).copied().unwrap_or(0.0),
+                count.get(f).copied().unwrap_or(0.0) as i64,
+            ));
+        }
+        if is_deployed {
+            let model_text = fitted
+                .booster
+                .save_string()
+                .map_err(ctx.lgbm(split, "write the model text"))?;
+            deployed = Some(SavedModel {
+                model_text,
+                card: ModelCard {
+                    name: spec.model_name.clone(),
+                    created_by: format!("zeekml {}", env!("CARGO_PKG_VERSION")),
+                    lightgbm3_version: LIGHTGBM3_VERSION.to_string(),
+                    objective: "binary".to_string(),
+                    feature_names: feature_names.clone(),
+                    feature_sources: feature_names
+                        .iter()
+                        .map(|n| FeatureSource {
+                            name: n.clone(),
+                            stage: spec.input.clone(),
+                        })
+                        .collect(),
+                    feature_stages: Vec::new(),
+                    stage_params: serde_json::Value::Null,
+                    label: spec.label.clone(),
+                    params: spec.params.clone(),
+                    split: split.to_string(),
+                    threshold: spec.threshold,
+                    train_rows: fitted.train_rows as u64,
+                    training_fingerprint: fitted.fingerprint.clone().unwrap_or_default(),
+                    metrics: serde_json::to_value(&row).unwrap_or(serde_json::Value::Null),
+                    best_iteration: fitted.best_iteration.max(0) as u64,
+                },
+            });
+        }
+        drop(fitted);
+        scored.extend(scored_batches(spec, split, input, &keys, &label_arrays, &sides, &scores)?);
+        metric_rows.push(row);
+    }
+    let importance = batch(
+        vec![
+            ("split", Arc::new(StringArray::from_iter_values(importance.iter().map(|r| r.0.as_str()))) as ArrayRef),
+            ("feature", Arc::new(StringArray::from_iter_values(importance.iter().map(|r| r.1.as_str())))),
+            ("gain", Arc::new(Float64Array::from_iter_values(importance.iter().map(|r| r.2)))),
+            ("splits", Arc::new(Int64Array::from_iter_values(importance.iter().map(|r| r.3)))),
+        ],
+        "build the importance table",
+    )?;
+    let deployed = deployed.ok_or_else(|| Error::InvalidSpec {
+        context: spec.context(),
+        field: "deploy_split",
+        reason: format!("`{}` is not one of the splits", spec.deploy_split),
+    })?;
+    Ok(TrainOutcome {
+        scored,
+        metrics: metrics_batch(&metric_rows)?,
+        importance,
+        deployed,
+    })
+}
+
+/// Dedup group of each row: its uid, or its content when the uid is null
+/// or the input has no uid column.
+fn group_keys(table: &Table<'_>, content: &[u64]) -> Result<Vec<u64>> {
+    let mut group = content.to_vec();
+    if table.has_column(GROUP_COLUMN) {
+        for (b, a) in table.column(GROUP_COLUMN)?.into_iter().enumerate() {
+            let start = table.start(b);
+            hash_values(a.as_ref(), &table.context, |i, v| {
+                if let Some(v) = v {
+                    group[start + i] = v;
+                }
+            })?;
+        }
+    }
+    Ok(group)
+}
+
+/// Schema of the scored batches: keys as in the input, then the outputs.
+fn scored_schema(input: &RecordBatch, keys: &[&String]) -> SchemaRef {
+    let mut fields: Vec<Field> = keys
+        .iter()
+        .filter_map(|k| input.schema().field_with_name(k).ok().cloned())
+        .collect();
+    fields.extend([
+        Field::new("label", DataType::Int32, false),
+        Field::new("split", DataType::Utf8, false),
+        Field::new("side", DataType::Utf8, false),
+        Field::new("score", DataType::Float64, false),
+        Field::new("predicted", DataType::Boolean, false),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+fn scored_batches(
+    spec: &TrainSpec,
+    split: SplitKind,
+    input: &[RecordBatch],
+    keys: &[&String],
+    labels: &[ArrayRef],
+    sides: &[u8],
+    scores: &[f64],
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut from = 0;
+    for (b, batch) in input.iter().enumerate() {
+        let to = from + batch.num_rows();
+        let schema = scored_schema(batch, keys);
+        let mut columns: Vec<ArrayRef> = keys
+            .iter()
+            .filter_map(|k| batch.column_by_name(k).cloned())
+            .collect();
+        let s = &scores[from..to];
+        columns.push(labels[b].clone());
+        columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(split.name(), batch.num_rows()))));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            sides[from..to].iter().map(|&side| SIDE_NAMES[side as usize]),
+        )));
+        columns.push(Arc::new(Float64Array::from_iter_values(s.iter().copied())));
+        columns.push(Arc::new(BooleanArray::from_iter(s.iter().map(|&v| Some(v >= spec.threshold)))));
+        out.push(RecordBatch::try_new(schema, columns).map_err(|source| Error::Arrow {
+            context: spec.context(),
+            during: "build the scored table",
+            source,
+        })?);
+        from = to;
+    }
+    Ok(out)
+}

@@ -1,0 +1,250 @@
+//! `pipelines/beacon.toml` through the real runner: native Zeek logs in,
+//! `beacons`, `hosts` and `conn_scores` out.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use zeekml_pipeline::{query, render, run_pipeline, OutputFormat, RunOptions};
+
+const NJRAT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/realdata/stratosphere-labeled-tsv/001-zeek-scenario-malicious.labeled-conn.log"
+);
+const PORTSCAN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/realdata/stratosphere-json-portscan/002-zeek-scenario-port-scanning.conn.log"
+);
+const MIXED_008: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/realdata/stratosphere-labeled-tsv/008-zeek-mixed.conn.log.labeled"
+);
+
+fn pipeline() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/beacon.toml")
+}
+
+/// Runs the beacon pipeline on `input` into `warehouse`.
+async fn run(input: &Path, warehouse: &Path) {
+    let mut opts = RunOptions::new(warehouse);
+    opts.progress = false;
+    opts.overrides = vec![("input".into(), input.display().to_string())];
+    let record = run_pipeline(&pipeline(), &opts).await.expect("beacon pipeline runs");
+    let stages: Vec<&str> = record.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(stages, ["raw", "clean", "beacons", "hosts", "conn_scores"]);
+}
+
+/// Query result as CSV text without the header.
+async fn rows(warehouse: &Path, sql: &str) -> Vec<String> {
+    let (schema, batches) = query(warehouse, sql).await.expect("query runs");
+    let text = render(&schema, &batches, OutputFormat::Csv).expect("render");
+    text.lines().skip(1).map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn njrat_cc_pair_ranks_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(Path::new(NJRAT), dir.path()).await;
+    let wh = dir.path();
+
+    let top = rows(
+        wh,
+        "SELECT src_ip, dest_ip, dest_port, protocol, connections, round(score, 3) AS score, \
+                round(ts_score, 3), round(ds_score, 3), round(hist_score, 3), round(dur_score, 3) \
+         FROM beacons ORDER BY score DESC LIMIT 2",
+    )
+    .await;
+    assert_eq!(top[0], "192.168.1.115,41.108.179.197,1177,tcp,237,0.962,0.891,1.0,0.956,1.0");
+    // The runner-up (a burst of ten web requests) is far behind.
+    assert_eq!(top[1], "192.168.1.115,85.31.204.81,80,tcp,10,0.451,0.802,1.0,0.0,0.0");
+
+    // Every pair with a C&C-labelled connection and enough connections to be
+    // scored outranks every pair without one.
+    let ranks = rows(
+        wh,
+        "WITH cc AS (SELECT DISTINCT src_ip, dest_ip, dest_port, protocol FROM clean \
+                     WHERE label_text = 'Malicious' AND label_detail = 'CC'), \
+              ranked AS (SELECT b.*, cc.src_ip IS NOT NULL AS is_cc, \
+                                rank() OVER (ORDER BY b.score DESC) AS rk \
+                         FROM beacons b LEFT JOIN cc ON b.src_ip = cc.src_ip AND b.dest_ip = cc.dest_ip \
+                              AND b.dest_port = cc.dest_port AND b.protocol = cc.protocol \
+                         WHERE b.connections >= 4) \
+         SELECT is_cc, count(*), min(rk), max(rk) FROM ranked GROUP BY is_cc ORDER BY is_cc DESC",
+    )
+    .await;
+    assert_eq!(ranks, ["true,1,1,1", "false,3,2,4"]);
+
+    // Internal-to-internal DNS (ULA to ULA) and neighbour discovery to
+    // multicast are not scored.
+    let left_out = rows(
+        wh,
+        "SELECT count(*) FROM beacons WHERE dest_port = 53 AND dest_ip LIKE 'fd2d:%' \
+            OR dest_ip LIKE 'ff02:%'",
+    )
+    .await;
+    assert_eq!(left_out, ["0"]);
+
+    // conn_scores puts each connection next to its pair's and host's scores.
+    let cc = rows(
+        wh,
+        "SELECT count(*), round(min(beacon_score), 3), round(max(beacon_score), 3), \
+                min(recon_score), max(recon_score) \
+         FROM conn_scores WHERE label_text = 'Malicious' AND dest_port = 1177",
+    )
+    .await;
+    assert_eq!(cc, ["237,0.962,0.962,0.0625,0.0625"]);
+}
+
+#[tokio::test]
+async fn scanner_is_the_top_host() {
+    // The port scan (JSON) next to the NjRAT capture (TSV): one input directory.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("logs");
+    std::fs::create_dir(&input).expect("mkdir");
+    link(Path::new(NJRAT), &input.join("njrat.conn.log"));
+    link(Path::new(PORTSCAN), &input.join("portscan.conn.log"));
+    let wh = dir.path().join("wh");
+    run(&input, &wh).await;
+
+    let top = rows(
+        &wh,
+        "SELECT src_ip, window_start, connections, dest_hosts, dest_ports, horizontal_hosts, \
+                vertical_ports, horizontal_scan, vertical_scan, recon_score \
+         FROM hosts ORDER BY recon_score DESC, horizontal_hosts + vertical_ports DESC LIMIT 2",
+    )
+    .await;
+    assert_eq!(
+        top[0],
+        "172.16.1.11,1664463600.0,4500,182,105,111,100,true,true,1.0"
+    );
+    assert!(!top[1].starts_with("172.16.1.11,"), "{top:?}");
+    let next: f64 = top[1]
+        .rsplit(',')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("score");
+    assert!(next < 0.25, "{top:?}");
+
+    // The NjRAT host's web browsing ends in RSTO with payload: not probes.
+    let njrat = rows(
+        &wh,
+        "SELECT horizontal_hosts, vertical_ports, horizontal_scan, vertical_scan FROM hosts \
+         WHERE src_ip = '192.168.1.115'",
+    )
+    .await;
+    assert_eq!(njrat, ["1,1,false,false"]);
+}
+
+#[tokio::test]
+async fn labelled_scanners_top_the_hosts_of_a_mixed_capture() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(Path::new(MIXED_008), dir.path()).await;
+    // Host windows over the vertical-scan threshold, and how many of them
+    // belong to sources whose connections are labelled Malicious.
+    let flagged = rows(
+        dir.path(),
+        "WITH bad AS (SELECT DISTINCT src_ip FROM clean WHERE label_text = 'Malicious') \
+         SELECT count(*), count(bad.src_ip), sum(CAST(h.vertical_scan AS INT)) \
+         FROM hosts h LEFT JOIN bad ON h.src_ip = bad.src_ip WHERE h.recon_score >= 1",
+    )
+    .await;
+    assert_eq!(flagged, ["11,11,11"]);
+}
+
+/// A day of traffic: five beacons (periods 1 min to 1 h, jitter up to 10 %
+/// of the period, fixed sizes) and, for each, a pair with the same number of
+/// connections at uniformly random times with random sizes.
+#[tokio::test]
+async fn generated_beacons_rank_above_random_traffic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("conn.log");
+    std::fs::write(&log, generated_log()).expect("write log");
+    let wh = dir.path().join("wh");
+    run(&log, &wh).await;
+
+    let ranked = rows(
+        &wh,
+        "SELECT src_ip, connections, round(score, 3) FROM beacons ORDER BY score DESC",
+    )
+    .await;
+    assert_eq!(ranked.len(), 10, "{ranked:?}");
+    for (i, row) in ranked.iter().enumerate() {
+        let beacon = row.starts_with("10.1.0.");
+        assert_eq!(beacon, i < 5, "rank {}: {row}\n{ranked:#?}", i + 1);
+    }
+    let gap = rows(
+        &wh,
+        "SELECT round(min(score) FILTER (WHERE src_ip LIKE '10.1.%'), 3), \
+                round(max(score) FILTER (WHERE src_ip LIKE '10.2.%'), 3) FROM beacons",
+    )
+    .await;
+    let (low_beacon, high_random) = gap[0].split_once(',').expect("two values");
+    let low_beacon: f64 = low_beacon.parse().expect("number");
+    let high_random: f64 = high_random.parse().expect("number");
+    assert!(low_beacon > 0.95, "{gap:?}");
+    assert!(high_random < 0.85, "{gap:?}");
+}
+
+fn link(target: &Path, at: &Path) {
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(target, at).expect("symlink");
+    #[cfg(not(unix))]
+    std::fs::copy(target, at).map(|_| ()).expect("copy");
+}
+
+/// xorshift64*: a seeded generator, so the test data never changes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next()
+    }
+}
+
+fn generated_log() -> String {
+    const T0: f64 = 1_700_000_000.0;
+    const DAY: f64 = 86_400.0;
+    let mut rng = Rng(0x5EED_BEAC_0000_0001);
+    let mut rows: Vec<(f64, String)> = Vec::new();
+    let line = |ts: f64, uid: &str, src: &str, sport: usize, dst: &str, size: i64| {
+        let orig_bytes = size - 52;
+        let text = format!(
+            "{ts:.6}\t{uid}\t{src}\t{sport}\t{dst}\t443\ttcp\tssl\t0.5\t{orig_bytes}\t400\tSF\tT\tF\t0\tShADadFf\t6\t{size}\t5\t600\t(empty)"
+        );
+        (ts, text)
+    };
+    for (i, period) in [60.0, 300.0, 900.0, 1800.0, 3600.0].into_iter().enumerate() {
+        let (beacon_src, beacon_dst) = (format!("10.1.0.{}", i + 1), format!("198.51.100.{}", i + 1));
+        let (random_src, random_dst) = (format!("10.2.0.{}", i + 1), format!("203.0.113.{}", i + 1));
+        let mut count = 0;
+        let mut t = T0 + rng.uniform(0.0, period);
+        while t < T0 + DAY {
+            let jitter = rng.uniform(-0.1 * period, 0.1 * period);
+            let uid = format!("B{i}x{count}");
+            rows.push(line(t + jitter, &uid, &beacon_src, 40_000 + count % 20_000, &beacon_dst, 312));
+            count += 1;
+            t += period;
+        }
+        for j in 0..count {
+            let (ts, size) = (T0 + rng.uniform(0.0, DAY), rng.uniform(60.0, 60_000.0) as i64);
+            let uid = format!("R{i}x{j}");
+            rows.push(line(ts, &uid, &random_src, 40_000 + j % 20_000, &random_dst, size));
+        }
+    }
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out = String::from(
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n\
+         #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\n\
+         #types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\n",
+    );
+    for (_, text) in rows {
+        let _ = writeln!(out, "{text}");
+    }
+    out
+}
