@@ -27,7 +27,13 @@ fn fails_cleanly(input: &Path, wh: &Path, expected: &[&str]) -> String {
     }
     // The earlier committed table is intact and nothing half-written shows.
     assert_eq!(scalar(wh, "SELECT count(*) FROM raw"), "16");
-    assert!(!wh.join(".staging").exists() || std::fs::read_dir(wh.join(".staging")).map(|d| d.count()).unwrap_or(0) == 0);
+    assert!(
+        !wh.join(".staging").exists()
+            || std::fs::read_dir(wh.join(".staging"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+                == 0
+    );
     err
 }
 
@@ -65,7 +71,11 @@ fn empty_header_only_renamed_and_missing_inputs() {
         "renamed.csv",
         &format!("{}\n{ROW}\n", HEADER.replace("dest_port", "dst_port")),
     );
-    fails_cleanly(&renamed, &wh, &["renamed.csv", "missing column 'dest_port'"]);
+    fails_cleanly(
+        &renamed,
+        &wh,
+        &["renamed.csv", "missing column 'dest_port'"],
+    );
     fails_cleanly(&tmp.path().join("nope"), &wh, &["nope"]);
 }
 
@@ -76,7 +86,10 @@ fn bad_cells_and_truncated_rows_name_file_and_line() {
     let text_in_number = write(
         tmp.path(),
         "text.csv",
-        &format!("{HEADER}\n{ROW}\n{}\n{ROW}\n", ROW.replace(",36073,", ",http,")),
+        &format!(
+            "{HEADER}\n{ROW}\n{}\n{ROW}\n",
+            ROW.replace(",36073,", ",http,")
+        ),
     );
     fails_cleanly(
         &text_in_number,
@@ -88,7 +101,11 @@ fn bad_cells_and_truncated_rows_name_file_and_line() {
         "trunc.csv",
         &format!("{HEADER}\n{ROW}\n{ROW}\n{}", &ROW[..40]),
     );
-    fails_cleanly(&truncated, &wh, &["trunc.csv:4", "expected 23 fields, found"]);
+    fails_cleanly(
+        &truncated,
+        &wh,
+        &["trunc.csv:4", "expected 23 fields, found"],
+    );
 }
 
 #[test]
@@ -99,7 +116,11 @@ fn reject_mode_sets_bad_rows_aside_with_reasons() {
     write(
         &data,
         "part-1.csv",
-        &format!("{HEADER}\n{ROW}\n{}\n{ROW}\n{}", ROW.replace(",53,", ",dns,"), &ROW[..30]),
+        &format!(
+            "{HEADER}\n{ROW}\n{}\n{ROW}\n{}",
+            ROW.replace(",53,", ",dns,"),
+            &ROW[..30]
+        ),
     );
     let pipeline = write(
         tmp.path(),
@@ -129,10 +150,19 @@ columns = { label_text = "mitre_attack_tactics" }
         .success();
     assert_eq!(scalar(&wh, "SELECT count(*) FROM raw"), "2");
     let rejects = crate::sql(&wh, "SELECT line, reason FROM rejects ORDER BY line");
-    assert!(rejects.contains("3,column 'dest_port': cannot read 'dns' as an integer"), "{rejects}");
-    assert!(rejects.contains("5,\"expected 23 fields, found 7"), "{rejects}");
+    assert!(
+        rejects.contains("3,column 'dest_port': cannot read 'dns' as an integer"),
+        "{rejects}"
+    );
+    assert!(
+        rejects.contains("5,\"expected 23 fields, found 7"),
+        "{rejects}"
+    );
     assert_eq!(
-        scalar(&wh, "SELECT rows_in || '/' || rows_out || '/' || rows_rejected FROM runs"),
+        scalar(
+            &wh,
+            "SELECT rows_in || '/' || rows_out || '/' || rows_rejected FROM runs"
+        ),
         "4/2/2"
     );
 }

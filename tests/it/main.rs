@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod pipeline;
+mod score;
 
 use std::path::{Path, PathBuf};
 
@@ -51,7 +52,14 @@ pub fn scalar(warehouse: &Path, query: &str) -> String {
 /// Generates a small UWF-shaped data set into `dir`.
 pub fn generate(dir: &Path, rows: u64, seed: u64) {
     zeekml()
-        .args(["generate", "--rows", &rows.to_string(), "--seed", &seed.to_string(), "--out"])
+        .args([
+            "generate",
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+        ])
         .arg(dir)
         .assert()
         .success();

@@ -30,12 +30,18 @@ fn generated_data_runs_through_every_stage_idempotently() {
         "0"
     );
     // Two splits evaluated, each with its name; scored holds every row per split.
-    let metrics = sql(&wh, "SELECT split, rows, positives FROM metrics ORDER BY split");
+    let metrics = sql(
+        &wh,
+        "SELECT split, rows, positives FROM metrics ORDER BY split",
+    );
     assert!(metrics.contains("dedup,"), "{metrics}");
     assert!(metrics.contains("random_stratified,"), "{metrics}");
     assert_eq!(scalar(&wh, "SELECT count(*) FROM scored"), "60000");
     assert_eq!(
-        scalar(&wh, "SELECT count(*) FROM metrics WHERE roc_auc < 0.5 OR roc_auc > 1"),
+        scalar(
+            &wh,
+            "SELECT count(*) FROM metrics WHERE roc_auc < 0.5 OR roc_auc > 1"
+        ),
         "0"
     );
     // The manifest records both runs, every stage ok, rows in/out.
@@ -80,7 +86,13 @@ fn stage_selection_runs_a_subset() {
     assert!(wh.join("clean").is_dir());
     assert!(!wh.join("features").exists());
     zeekml()
-        .args(["run", "pipelines/uwf_recon.toml", "--only", "labeled", "--warehouse"])
+        .args([
+            "run",
+            "pipelines/uwf_recon.toml",
+            "--only",
+            "labeled",
+            "--warehouse",
+        ])
         .arg(&wh)
         .assert()
         .success();
@@ -89,7 +101,13 @@ fn stage_selection_runs_a_subset() {
     // A stage whose input is missing fails with a clear message.
     let tmp2 = tempfile::tempdir().expect("tempdir");
     let out = zeekml()
-        .args(["run", "pipelines/uwf_recon.toml", "--only", "features", "--warehouse"])
+        .args([
+            "run",
+            "pipelines/uwf_recon.toml",
+            "--only",
+            "features",
+            "--warehouse",
+        ])
         .arg(tmp2.path())
         .output()
         .expect("run");
@@ -113,7 +131,13 @@ fn sql_is_read_only_and_formats_output() {
         .assert()
         .success();
     let json = zeekml()
-        .args(["sql", "SELECT uid, dest_port FROM raw LIMIT 1", "--format", "json", "--warehouse"])
+        .args([
+            "sql",
+            "SELECT uid, dest_port FROM raw LIMIT 1",
+            "--format",
+            "json",
+            "--warehouse",
+        ])
         .arg(&wh)
         .output()
         .expect("run");
@@ -127,7 +151,11 @@ fn sql_is_read_only_and_formats_output() {
         .output()
         .expect("run");
     assert!(String::from_utf8_lossy(&table.stdout).contains("| 16 |"));
-    for statement in ["DROP TABLE raw", "CREATE TABLE x AS SELECT 1", "INSERT INTO raw SELECT * FROM raw"] {
+    for statement in [
+        "DROP TABLE raw",
+        "CREATE TABLE x AS SELECT 1",
+        "INSERT INTO raw SELECT * FROM raw",
+    ] {
         let out = zeekml()
             .args(["sql", statement, "--warehouse"])
             .arg(&wh)
@@ -143,7 +171,13 @@ fn real_uwf_csv_excerpt_keeps_every_row_and_label() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let wh = tmp.path().join("wh");
     zeekml()
-        .args(["run", "pipelines/uwf_recon.toml", "--to", "features", "--set"])
+        .args([
+            "run",
+            "pipelines/uwf_recon.toml",
+            "--to",
+            "features",
+            "--set",
+        ])
         .arg(format!(
             "input={}",
             realdata("uwf/UWF-ZeekData22_csv_EXCERPT_via_COMIDDS.csv").display()
@@ -152,7 +186,10 @@ fn real_uwf_csv_excerpt_keeps_every_row_and_label() {
         .arg(&wh)
         .assert()
         .success();
-    assert_eq!(scalar(&wh, "SELECT count(*) FROM features WHERE label = 1"), "16");
+    assert_eq!(
+        scalar(&wh, "SELECT count(*) FROM features WHERE label = 1"),
+        "16"
+    );
     assert_eq!(
         scalar(&wh, "SELECT ts FROM raw LIMIT 1"),
         "1644465509.979958"
@@ -171,7 +208,13 @@ fn real_uwf_parquet_release_maps_its_columns() {
         "uwf/UWF-ZeekDataSum25-1_parquet_2025-05-18_-_2025-05-25_part-00000-e1c83503-04fd-4fe4-bd2d-faeaad297203-c000.snappy.parquet",
     );
     zeekml()
-        .args(["run", "pipelines/uwf_parquet.toml", "--to", "features", "--set"])
+        .args([
+            "run",
+            "pipelines/uwf_parquet.toml",
+            "--to",
+            "features",
+            "--set",
+        ])
         .arg(format!("input={}", file.display()))
         .arg("--warehouse")
         .arg(&wh)
@@ -179,12 +222,24 @@ fn real_uwf_parquet_release_maps_its_columns() {
         .success();
     assert_eq!(scalar(&wh, "SELECT count(*) FROM raw"), "49893");
     assert_eq!(scalar(&wh, "SELECT count(*) FROM features"), "49893");
-    assert_eq!(scalar(&wh, "SELECT count(*) FROM features WHERE label = 0"), "49893");
     assert_eq!(
-        sql(&wh, "SELECT protocol, count(*) AS n FROM clean GROUP BY protocol ORDER BY n DESC"),
+        scalar(&wh, "SELECT count(*) FROM features WHERE label = 0"),
+        "49893"
+    );
+    assert_eq!(
+        sql(
+            &wh,
+            "SELECT protocol, count(*) AS n FROM clean GROUP BY protocol ORDER BY n DESC"
+        ),
         "protocol,n\nudp,49754\nicmp,138\ntcp,1\n"
     );
-    assert_eq!(scalar(&wh, "SELECT count(*) FROM clean WHERE duration IS NULL"), "9217");
-    assert_eq!(scalar(&wh, "SELECT count(*) FROM clean WHERE src_ip IS NULL"), "0");
+    assert_eq!(
+        scalar(&wh, "SELECT count(*) FROM clean WHERE duration IS NULL"),
+        "9217"
+    );
+    assert_eq!(
+        scalar(&wh, "SELECT count(*) FROM clean WHERE src_ip IS NULL"),
+        "0"
+    );
     let _ = repo();
 }

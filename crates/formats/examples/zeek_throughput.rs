@@ -2,10 +2,12 @@
 //! replicating the data rows of a real labelled Stratosphere log.
 //!
 //! ```text
-//! cargo run --release -p zeekml-formats --example zeek_throughput -- [ROWS] [SOURCE_LOG]
+//! cargo run --release -p zeekml-formats --example zeek_throughput -- [ROWS] [SOURCE_LOG] [single]
 //! ```
-//! Prints rows/s for one file on one thread (`read_zeek_bytes`), and for the
-//! same rows split over 4 files read in parallel from disk (`read_zeek`).
+//! Prints rows/s for one file on one thread (`read_zeek_bytes`), and (unless
+//! `single`) for the same rows split over 4 files read in parallel from disk
+//! (`read_zeek`). On a shared machine, run `single` under `perf stat` or
+//! `/usr/bin/time` to get rows per CPU-second.
 
 use std::time::Instant;
 
@@ -36,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let rows: usize = args.next().map_or(Ok(2_000_000), |a| a.parse())?;
     let source_path = args.next().unwrap_or_else(|| DEFAULT_SOURCE.to_string());
+    let single_only = args.next().as_deref() == Some("single");
     let source = std::fs::read_to_string(&source_path)?;
     let bytes = synthesize(&source, rows);
     let opts = ZeekReadOptions::default();
@@ -57,6 +60,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
+    if single_only {
+        return Ok(());
+    }
+
     // Four files of rows/4 each, read through the location resolver in parallel.
     let dir = std::env::temp_dir().join(format!("zeek_throughput_{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -64,7 +71,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..4 {
         std::fs::write(dir.join(format!("conn.{i:02}.log")), &part)?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let location = dir.to_string_lossy().into_owned();
     for round in 1..=3 {
         let start = Instant::now();

@@ -106,8 +106,8 @@ fn invalid(location: &str, message: impl std::fmt::Display) -> Error {
 async fn resolve_local(location: &str, path: PathBuf) -> Result<Resolved> {
     let absolute = absolute(location, &path)?;
     let owned_location = location.to_string();
-    let paths = tokio::task::spawn_blocking(move || local_files(&owned_location, &absolute))
-        .await??;
+    let paths =
+        tokio::task::spawn_blocking(move || local_files(&owned_location, &absolute)).await??;
     if paths.is_empty() {
         return Err(Error::NoFiles {
             location: location.to_string(),
@@ -380,13 +380,17 @@ mod tests {
             source,
         })?;
         assert_eq!(absolute("x", FsPath::new("a/./b/../c"))?, cwd.join("a/c"));
-        assert_eq!(absolute("x", FsPath::new("/a/b/../c"))?, PathBuf::from("/a/c"));
+        assert_eq!(
+            absolute("x", FsPath::new("/a/b/../c"))?,
+            PathBuf::from("/a/c")
+        );
         Ok(())
     }
 
     #[test]
     fn s3_url_opens_without_network() -> Result<()> {
-        let url = Url::parse("s3://bucket/logs/2024-01-0*/conn.*.log.gz").map_err(|e| invalid("u", e))?;
+        let url =
+            Url::parse("s3://bucket/logs/2024-01-0*/conn.*.log.gz").map_err(|e| invalid("u", e))?;
         let target = open_remote("u", &url)?;
         assert_eq!(target.store_url.as_str(), "s3://bucket/");
         assert_eq!(target.prefix.as_ref(), "logs");

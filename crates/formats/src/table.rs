@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
@@ -73,11 +73,7 @@ impl TableProvider for ZeekLogTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         // Spread batches over the session's partitions so scans run in parallel.
         let batches = &self.read.batches;
-        let n = state
-            .config()
-            .target_partitions()
-            .min(batches.len())
-            .max(1);
+        let n = state.config().target_partitions().min(batches.len()).max(1);
         let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
         for (i, batch) in batches.iter().enumerate() {
             partitions[i % n].push(batch.clone());

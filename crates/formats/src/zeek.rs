@@ -500,7 +500,9 @@ impl Builders {
         };
         for col in 0..ROW_VALUES {
             match kind_of(col) {
-                Kind::Float => b.floats.push((col, Float64Builder::with_capacity(capacity))),
+                Kind::Float => b
+                    .floats
+                    .push((col, Float64Builder::with_capacity(capacity))),
                 Kind::Int => b.ints.push((col, Int64Builder::with_capacity(capacity))),
                 Kind::Str => b
                     .strs
@@ -681,8 +683,17 @@ mod tests {
     fn float_fast_path_matches_std_parse() {
         let mut x = 0x2545_f491_4f6c_dd1d_u64;
         let mut cases: Vec<String> = [
-            "0", "-0", "5.", ".5", "0.000001", "1655071198.444458", "9007199254740992",
-            "9007199254740993", "0.012166976928710938", "123456789012.34567", "-3.25",
+            "0",
+            "-0",
+            "5.",
+            ".5",
+            "0.000001",
+            "1655071198.444458",
+            "9007199254740992",
+            "9007199254740993",
+            "0.012166976928710938",
+            "123456789012.34567",
+            "-3.25",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -704,7 +715,10 @@ mod tests {
     #[test]
     fn floats_reject_nan_and_inf() {
         assert_eq!(parse_float("19.981745"), Some(19.981745));
-        assert_eq!(parse_float("1.644465509979958E9"), Some(1_644_465_509.979_958));
+        assert_eq!(
+            parse_float("1.644465509979958E9"),
+            Some(1_644_465_509.979_958)
+        );
         assert_eq!(parse_float("NaN"), None);
         assert_eq!(parse_float("inf"), None);
     }

@@ -11,8 +11,8 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 
 use crate::error::Result;
 use crate::zeek::{
-    column_for_name, kind_of, parse_count, parse_float, parse_ts, Kind, RowBuf, RowSink, Value,
-    TS, TUNNEL_PARENTS,
+    column_for_name, kind_of, parse_count, parse_float, parse_ts, Kind, RowBuf, RowSink, Value, TS,
+    TUNNEL_PARENTS,
 };
 
 /// Parses a whole JSON-lines log into `sink`.
@@ -46,7 +46,8 @@ pub(crate) fn parse(bytes: &[u8], sink: &mut RowSink<'_>) -> Result<()> {
             Ok(()) => sink.push(&row, line_no)?,
             Err(e) => {
                 // serde_json counts lines within the one-line input; drop that.
-                let reason = format!("invalid JSON: {e}").replace(" at line 1 column ", " at column ");
+                let reason =
+                    format!("invalid JSON: {e}").replace(" at line 1 column ", " at column ");
                 sink.bad_row(line_no, reason, raw)?;
             }
         }
@@ -104,7 +105,10 @@ struct KeySeed;
 impl<'de> DeserializeSeed<'de> for KeySeed {
     type Value = Option<usize>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
@@ -143,7 +147,10 @@ impl CellSeed {
             Kind::Str if self.col == TUNNEL_PARENTS => "an array of strings",
             Kind::Str => "a string",
         };
-        E::custom(format_args!("{}: expected {expected}, found {found}", self.name()))
+        E::custom(format_args!(
+            "{}: expected {expected}, found {found}",
+            self.name()
+        ))
     }
 
     fn on_str<'a, E: de::Error>(&self, s: Cow<'a, str>) -> Result<Value<'a>, E> {
@@ -182,7 +189,10 @@ impl CellSeed {
 impl<'de> DeserializeSeed<'de> for CellSeed {
     type Value = Value<'de>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
@@ -302,7 +312,9 @@ mod tests {
 
     #[test]
     fn wrong_types_are_errors_naming_the_field() {
-        let err = parse_one(r#"{"id.orig_p":"http"}"#).err().map(|e| e.to_string());
+        let err = parse_one(r#"{"id.orig_p":"http"}"#)
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some("id.orig_p: expected a non-negative integer, found \"http\" at line 1 column 19")

@@ -195,7 +195,9 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// The model text and its card disagree.
-    #[error("model `{model}`: the model file has {in_model} features but the card lists {in_card}")]
+    #[error(
+        "model `{model}`: the model file has {in_model} features but the card lists {in_card}"
+    )]
     CardMismatch {
         /// Model name.
         model: String,

@@ -72,7 +72,10 @@ pub(crate) fn f32_bits(v: f32) -> u32 {
 /// test draw and the validation draw are independent.
 #[inline]
 pub(crate) fn rank(seed: u64, salt: u64, h: u64, occurrence: u64) -> u64 {
-    finish(add(add(add(finish(seed ^ salt), h), occurrence), 0x2545_f491_4f6c_dd1d))
+    finish(add(
+        add(add(finish(seed ^ salt), h), occurrence),
+        0x2545_f491_4f6c_dd1d,
+    ))
 }
 
 #[cfg(test)]

@@ -57,7 +57,12 @@ pub fn roc_auc(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Opti
 /// as `sklearn.metrics.average_precision_score`. `None` without positives.
 pub fn pr_auc(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Option<f64> {
     let positives: f64 = match weights {
-        Some(w) if w.len() == labels.len() => labels.iter().zip(w).filter(|(l, _)| **l).map(|(_, w)| *w).sum(),
+        Some(w) if w.len() == labels.len() => labels
+            .iter()
+            .zip(w)
+            .filter(|(l, _)| **l)
+            .map(|(_, w)| *w)
+            .sum(),
         Some(_) => return None,
         None => labels.iter().filter(|l| **l).count() as f64,
     };
@@ -145,8 +150,14 @@ mod tests {
             0.75,
         );
         // Perfect and inverted rankings.
-        close(roc_auc(&[0.1, 0.2, 0.8, 0.9], &b(&[0, 0, 1, 1]), None).unwrap(), 1.0);
-        close(roc_auc(&[0.9, 0.8, 0.2, 0.1], &b(&[0, 0, 1, 1]), None).unwrap(), 0.0);
+        close(
+            roc_auc(&[0.1, 0.2, 0.8, 0.9], &b(&[0, 0, 1, 1]), None).unwrap(),
+            1.0,
+        );
+        close(
+            roc_auc(&[0.9, 0.8, 0.2, 0.1], &b(&[0, 0, 1, 1]), None).unwrap(),
+            0.0,
+        );
     }
 
     #[test]
@@ -216,13 +227,32 @@ mod tests {
         let scores = [0.1, 0.4, 0.35, 0.8, 0.5, 0.6];
         let labels = b(&[0, 0, 1, 1, 1, 0]);
         let c = confusion(&scores, &labels, 0.5);
-        assert_eq!(c, Confusion { tp: 2, fp: 1, tn: 2, fn_: 1 });
+        assert_eq!(
+            c,
+            Confusion {
+                tp: 2,
+                fp: 1,
+                tn: 2,
+                fn_: 1
+            }
+        );
         close(precision(&c), 2.0 / 3.0);
         close(recall(&c), 2.0 / 3.0);
         close(f1(&c), 2.0 / 3.0);
         let none = confusion(&scores, &labels, 0.95);
-        assert_eq!(none, Confusion { tp: 0, fp: 0, tn: 3, fn_: 3 });
-        assert_eq!((precision(&none), recall(&none), f1(&none)), (0.0, 0.0, 0.0));
+        assert_eq!(
+            none,
+            Confusion {
+                tp: 0,
+                fp: 0,
+                tn: 3,
+                fn_: 3
+            }
+        );
+        assert_eq!(
+            (precision(&none), recall(&none), f1(&none)),
+            (0.0, 0.0, 0.0)
+        );
         // precision 1, recall 1/3 -> f1 = 2 * 1/3 / (4/3) = 0.5
         let c = confusion(&scores, &labels, 0.7);
         close(f1(&c), 0.5);

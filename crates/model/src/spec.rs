@@ -421,7 +421,10 @@ mod tests {
             r#"{"name": "t", "input": "f", "model_name": "m", "params": {"num_leaf": 7}}"#,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("unknown field `num_leaf`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `num_leaf`"),
+            "{err}"
+        );
     }
 
     #[test]

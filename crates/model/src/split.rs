@@ -27,7 +27,11 @@ fn valid_share(n: usize, fraction: f64) -> usize {
 
 /// Sorts `(rank, tiebreak, item)` and hands out sides: the first `n_test`
 /// items test, the next share of the rest valid, the remainder train.
-fn deal(mut ranked: Vec<(u64, u64, u32)>, test_fraction: f64, valid_fraction: f64) -> Vec<(u32, u8)> {
+fn deal(
+    mut ranked: Vec<(u64, u64, u32)>,
+    test_fraction: f64,
+    valid_fraction: f64,
+) -> Vec<(u32, u8)> {
     ranked.sort_unstable();
     let n_test = share(ranked.len(), test_fraction);
     let n_valid = valid_share(ranked.len() - n_test, valid_fraction);
@@ -219,7 +223,13 @@ mod tests {
 
     #[test]
     fn occurrences_number_identical_rows() {
-        assert_eq!(occurrences(&[5, 7, 5, 5, 7]).iter().filter(|&&o| o == 2).count(), 1);
+        assert_eq!(
+            occurrences(&[5, 7, 5, 5, 7])
+                .iter()
+                .filter(|&&o| o == 2)
+                .count(),
+            1
+        );
         let occ = occurrences(&[5, 7, 5, 5, 7]);
         let mut fives: Vec<u32> = [0, 2, 3].iter().map(|&i| occ[i]).collect();
         fives.sort();

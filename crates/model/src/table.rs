@@ -291,9 +291,9 @@ impl<'a> Features<'a> {
     pub fn rows_equal(&self, table: &Table<'_>, a: usize, b: usize) -> bool {
         let (ba, ia) = table.locate(a);
         let (bb, ib) = table.locate(b);
-        self.cols.iter().all(|c| {
-            hash::f32_bits(c[ba].feature(ia)) == hash::f32_bits(c[bb].feature(ib))
-        })
+        self.cols
+            .iter()
+            .all(|c| hash::f32_bits(c[ba].feature(ia)) == hash::f32_bits(c[bb].feature(ib)))
     }
 
     /// Row-major `rows.len() x features` buffer of the given global rows.

@@ -18,7 +18,9 @@ use tracing::info;
 use crate::error::{Error, Result};
 use crate::hash;
 use crate::metrics;
-use crate::saved::{predict_params, FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK};
+use crate::saved::{
+    predict_params, FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK,
+};
 use crate::spec::{ClassWeight, SplitKind, TrainSpec};
 use crate::split::{self, SIDE_NAMES, TEST, TRAIN, VALID};
 use crate::table::{hash_column_into, hash_values, read_labels, read_times, Features, Table};
@@ -184,7 +186,11 @@ fn matrix(
     c: &Collapsed,
     weights: [f64; 2],
 ) -> Matrix {
-    let rows: Vec<u32> = c.vectors.iter().map(|&v| distinct.reps[v as usize]).collect();
+    let rows: Vec<u32> = c
+        .vectors
+        .iter()
+        .map(|&v| distinct.reps[v as usize])
+        .collect();
     let mut x = Vec::new();
     features.gather_row_major(table, &rows, &mut x);
     Matrix {
@@ -256,7 +262,11 @@ impl Ctx<'_, '_, '_> {
         format!("{}, split {split}", self.table.context)
     }
 
-    fn lgbm(&self, split: SplitKind, during: &'static str) -> impl FnOnce(lightgbm3::Error) -> Error + '_ {
+    fn lgbm(
+        &self,
+        split: SplitKind,
+        during: &'static str,
+    ) -> impl FnOnce(lightgbm3::Error) -> Error + '_ {
         move |source| Error::LightGbm {
             context: self.split_context(split),
             during,
@@ -264,7 +274,12 @@ impl Ctx<'_, '_, '_> {
         }
     }
 
-    fn dataset(&self, split: SplitKind, m: &Matrix, reference: Option<&Dataset>) -> Result<Dataset> {
+    fn dataset(
+        &self,
+        split: SplitKind,
+        m: &Matrix,
+        reference: Option<&Dataset>,
+    ) -> Result<Dataset> {
         if m.labels.len() > i32::MAX as usize {
             return Err(Error::TooManyRows {
                 context: self.split_context(split),
@@ -318,8 +333,9 @@ impl Ctx<'_, '_, '_> {
             }
             None => None,
         };
-        let booster = Booster::train_with_valid(train_ds, valid_ds, &lightgbm_params(self.spec, early))
-            .map_err(self.lgbm(split, "train"))?;
+        let booster =
+            Booster::train_with_valid(train_ds, valid_ds, &lightgbm_params(self.spec, early))
+                .map_err(self.lgbm(split, "train"))?;
         Ok(Fitted {
             best_iteration: i64::from(booster.num_iterations()),
             booster,
@@ -353,7 +369,13 @@ impl Ctx<'_, '_, '_> {
             .collect())
     }
 
-    fn sides(&self, split: SplitKind, content: &[u64], group: &[u64], ts: Option<&[f64]>) -> Vec<u8> {
+    fn sides(
+        &self,
+        split: SplitKind,
+        content: &[u64],
+        group: &[u64],
+        ts: Option<&[f64]>,
+    ) -> Vec<u8> {
         let s = self.spec;
         let vf = if s.params.early_stopping().is_some() {
             s.params.valid_fraction
@@ -364,13 +386,22 @@ impl Ctx<'_, '_, '_> {
             SplitKind::RandomStratified => {
                 split::random_stratified(content, self.labels, s.seed, s.test_fraction, vf)
             }
-            SplitKind::Dedup => split::dedup(group, content, self.labels, s.seed, s.test_fraction, vf),
+            SplitKind::Dedup => {
+                split::dedup(group, content, self.labels, s.seed, s.test_fraction, vf)
+            }
             SplitKind::Time => split::time(ts.unwrap_or_default(), s.test_fraction, vf),
         }
     }
 }
 
-fn evaluate(split: SplitKind, spec: &TrainSpec, sides: &[u8], labels: &[u8], scores: &[f64], fitted: &Fitted) -> MetricsRow {
+fn evaluate(
+    split: SplitKind,
+    spec: &TrainSpec,
+    sides: &[u8],
+    labels: &[u8],
+    scores: &[f64],
+    fitted: &Fitted,
+) -> MetricsRow {
     let (mut s, mut l) = (Vec::new(), Vec::new());
     for i in 0..sides.len() {
         if sides[i] == TEST {
@@ -407,7 +438,9 @@ fn metrics_batch(rows: &[MetricsRow]) -> Result<RecordBatch> {
     let utf8 = |f: fn(&MetricsRow) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
     };
-    let int = |f: fn(&MetricsRow) -> i64| -> ArrayRef { Arc::new(Int64Array::from_iter_values(rows.iter().map(f))) };
+    let int = |f: fn(&MetricsRow) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+    };
     let float = |f: fn(&MetricsRow) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
     };
@@ -443,10 +476,20 @@ fn batch(columns: Vec<(&str, ArrayRef)>, during: &'static str) -> Result<RecordB
     let schema = Schema::new(
         columns
             .iter()
-            .map(|(name, a)| Field::new(*name, a.data_type().clone(), a.null_count() > 0 || matches!(*name, "roc_auc" | "pr_auc")))
+            .map(|(name, a)| {
+                Field::new(
+                    *name,
+                    a.data_type().clone(),
+                    a.null_count() > 0 || matches!(*name, "roc_auc" | "pr_auc"),
+                )
+            })
             .collect::<Vec<_>>(),
     );
-    RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect()).map_err(|source| Error::Arrow {
+    RecordBatch::try_new(
+        Arc::new(schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .map_err(|source| Error::Arrow {
         context: "model".to_string(),
         during,
         source,
@@ -478,7 +521,11 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
     let keys: Vec<&String> = spec.keys.iter().filter(|k| table.has_column(k)).collect();
 
     // Row content: keys, label and features.
-    let mut content: Vec<u64> = fhash.iter().zip(&labels).map(|(&h, &l)| hash::add(h, u64::from(l))).collect();
+    let mut content: Vec<u64> = fhash
+        .iter()
+        .zip(&labels)
+        .map(|(&h, &l)| hash::add(h, u64::from(l)))
+        .collect();
     for k in &keys {
         hash_column_into(&table, k, &mut content)?;
     }
@@ -518,7 +565,9 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
         .map(|(b, batch)| {
             let from = table.start(b);
             Arc::new(Int32Array::from_iter_values(
-                labels[from..from + batch.num_rows()].iter().map(|&l| i32::from(l)),
+                labels[from..from + batch.num_rows()]
+                    .iter()
+                    .map(|&l| i32::from(l)),
             )) as ArrayRef
         })
         .collect();
@@ -597,15 +646,41 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             });
         }
         drop(fitted);
-        scored.extend(scored_batches(spec, split, input, &keys, &label_arrays, &sides, &scores)?);
+        scored.extend(scored_batches(
+            spec,
+            split,
+            input,
+            &keys,
+            &label_arrays,
+            &sides,
+            &scores,
+        )?);
         metric_rows.push(row);
     }
     let importance = batch(
         vec![
-            ("split", Arc::new(StringArray::from_iter_values(importance.iter().map(|r| r.0.as_str()))) as ArrayRef),
-            ("feature", Arc::new(StringArray::from_iter_values(importance.iter().map(|r| r.1.as_str())))),
-            ("gain", Arc::new(Float64Array::from_iter_values(importance.iter().map(|r| r.2)))),
-            ("splits", Arc::new(Int64Array::from_iter_values(importance.iter().map(|r| r.3)))),
+            (
+                "split",
+                Arc::new(StringArray::from_iter_values(
+                    importance.iter().map(|r| r.0.as_str()),
+                )) as ArrayRef,
+            ),
+            (
+                "feature",
+                Arc::new(StringArray::from_iter_values(
+                    importance.iter().map(|r| r.1.as_str()),
+                )),
+            ),
+            (
+                "gain",
+                Arc::new(Float64Array::from_iter_values(
+                    importance.iter().map(|r| r.2),
+                )),
+            ),
+            (
+                "splits",
+                Arc::new(Int64Array::from_iter_values(importance.iter().map(|r| r.3))),
+            ),
         ],
         "build the importance table",
     )?;
@@ -675,17 +750,25 @@ fn scored_batches(
             .collect();
         let s = &scores[from..to];
         columns.push(labels[b].clone());
-        columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(split.name(), batch.num_rows()))));
         columns.push(Arc::new(StringArray::from_iter_values(
-            sides[from..to].iter().map(|&side| SIDE_NAMES[side as usize]),
+            std::iter::repeat_n(split.name(), batch.num_rows()),
+        )));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            sides[from..to]
+                .iter()
+                .map(|&side| SIDE_NAMES[side as usize]),
         )));
         columns.push(Arc::new(Float64Array::from_iter_values(s.iter().copied())));
-        columns.push(Arc::new(BooleanArray::from_iter(s.iter().map(|&v| Some(v >= spec.threshold)))));
-        out.push(RecordBatch::try_new(schema, columns).map_err(|source| Error::Arrow {
-            context: spec.context(),
-            during: "build the scored table",
-            source,
-        })?);
+        columns.push(Arc::new(BooleanArray::from_iter(
+            s.iter().map(|&v| Some(v >= spec.threshold)),
+        )));
+        out.push(
+            RecordBatch::try_new(schema, columns).map_err(|source| Error::Arrow {
+                context: spec.context(),
+                during: "build the scored table",
+                source,
+            })?,
+        );
         from = to;
     }
     Ok(out)

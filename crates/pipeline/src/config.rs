@@ -198,7 +198,10 @@ impl Pipeline {
         let mut seen = std::collections::BTreeSet::new();
         for stage in &file.stages {
             if !seen.insert(stage.name().to_string()) {
-                return Err(invalid(format!("stage '{}' is defined twice", stage.name())));
+                return Err(invalid(format!(
+                    "stage '{}' is defined twice",
+                    stage.name()
+                )));
             }
             if !valid_table_name(stage.name()) {
                 return Err(invalid(format!(
@@ -261,10 +264,7 @@ impl Pipeline {
             .position(|s| s.name() == name)
             .ok_or_else(|| {
                 let names: Vec<&str> = self.file.stages.iter().map(StageSpec::name).collect();
-                self.invalid(format!(
-                    "no stage '{name}' (stages: {})",
-                    names.join(", ")
-                ))
+                self.invalid(format!("no stage '{name}' (stages: {})", names.join(", ")))
             })
     }
 }
@@ -345,7 +345,10 @@ sql = "../sql/clean.sql"
     fn unknown_override_and_bad_type_are_errors() {
         let err = Pipeline::parse(Path::new("p.toml"), SAMPLE, &[("nope".into(), "1".into())])
             .expect_err("unknown key");
-        assert!(err.to_string().contains("--set nope: no such parameter"), "{err}");
+        assert!(
+            err.to_string().contains("--set nope: no such parameter"),
+            "{err}"
+        );
         let err = Pipeline::parse(
             Path::new("p.toml"),
             SAMPLE,
@@ -366,6 +369,9 @@ sql = "../sql/clean.sql"
     fn undefined_parameter_is_named() {
         let p = Pipeline::parse(Path::new("p.toml"), SAMPLE, &[]).expect("valid");
         let err = p.substitute("${date}").expect_err("undefined");
-        assert!(err.to_string().contains("undefined parameter 'date'"), "{err}");
+        assert!(
+            err.to_string().contains("undefined parameter 'date'"),
+            "{err}"
+        );
     }
 }

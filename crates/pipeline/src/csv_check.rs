@@ -90,7 +90,10 @@ mod tests {
     fn bad_cells_and_counts_are_explained() {
         let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let types = [DataType::Int64, DataType::Float64, DataType::Boolean];
-        assert_eq!(check_line("1,1.644465509979958E9,false", &names, &types), None);
+        assert_eq!(
+            check_line("1,1.644465509979958E9,false", &names, &types),
+            None
+        );
         assert_eq!(check_line(",,", &names, &types), None);
         assert_eq!(
             check_line("x1,2,true", &names, &types).as_deref(),

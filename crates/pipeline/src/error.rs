@@ -82,7 +82,9 @@ pub enum Error {
         message: String,
     },
     /// A table name that the warehouse does not hold.
-    #[error("table '{table}' not found in warehouse {warehouse} (run the stage that writes it first)")]
+    #[error(
+        "table '{table}' not found in warehouse {warehouse} (run the stage that writes it first)"
+    )]
     MissingTable {
         /// The table.
         table: String,

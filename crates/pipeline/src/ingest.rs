@@ -119,7 +119,10 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("dest_ip", &["dest_ip_zeek", "id.resp_h"]),
     ("dest_port", &["dest_port_zeek", "id.resp_p"]),
     ("protocol", &["proto"]),
-    ("label_text", &["mitre_attack_tactics", "label_tactic", "label"]),
+    (
+        "label_text",
+        &["mitre_attack_tactics", "label_tactic", "label"],
+    ),
 ];
 
 /// The source column for a canonical column: the pipeline's mapping, the
@@ -181,8 +184,8 @@ fn canonical_projection(input: &Schema, spec: &IngestSpec, file: &str) -> Result
         }
     }
     for field in input.fields() {
-        let taken = used.contains(field.name())
-            || CONN_COLUMNS.iter().any(|(n, _, _)| n == field.name());
+        let taken =
+            used.contains(field.name()) || CONN_COLUMNS.iter().any(|(n, _, _)| n == field.name());
         if !taken {
             exprs.push(col(quoted(field.name())));
         }
@@ -203,7 +206,10 @@ async fn read_parquet(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> R
     ctx.register_object_store(&resolved.store_url, Arc::clone(&resolved.store));
     let urls = file_urls(&resolved);
     let df = ctx
-        .read_parquet(urls.clone(), ParquetReadOptions::default().file_extension(""))
+        .read_parquet(
+            urls.clone(),
+            ParquetReadOptions::default().file_extension(""),
+        )
         .await?;
     let exprs = canonical_projection(df.schema().as_arrow(), spec, &urls[0])?;
     Ok((df.select(exprs)?, urls.len(), Vec::new()))
@@ -232,7 +238,11 @@ fn file_urls(resolved: &zeekml_formats::Resolved) -> Vec<String> {
 }
 
 /// First line of a CSV file, checked for being there and for having data after it.
-async fn csv_header(store: &dyn ObjectStore, meta: &object_store::ObjectMeta, url: &str) -> Result<Vec<String>> {
+async fn csv_header(
+    store: &dyn ObjectStore,
+    meta: &object_store::ObjectMeta,
+    url: &str,
+) -> Result<Vec<String>> {
     let bad = |message: &str| Error::BadFile {
         file: url.to_string(),
         message: message.to_string(),
@@ -290,7 +300,12 @@ async fn read_csv(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Resul
                     .find(|(a, b)| a != b)
                     .map(|(a, b)| format!("'{b}' where {} has '{a}'", urls[0]))
                     .unwrap_or_else(|| {
-                        format!("{} columns where {} has {}", this.len(), urls[0], first.len())
+                        format!(
+                            "{} columns where {} has {}",
+                            this.len(),
+                            urls[0],
+                            first.len()
+                        )
                     });
                 return Err(Error::BadFile {
                     file: url.clone(),
@@ -324,7 +339,11 @@ async fn read_csv_rejecting(
     schema: SchemaRef,
 ) -> Result<Read> {
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+    let types: Vec<DataType> = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
     let mut batches = Vec::new();
     let mut rejects = Vec::new();
     for (meta, url) in resolved.files.iter().zip(urls) {
@@ -362,11 +381,18 @@ async fn read_csv_rejecting(
     Ok((df.select(exprs)?, urls.len(), rejects))
 }
 
-async fn fetch(store: &dyn ObjectStore, meta: &object_store::ObjectMeta, url: &str) -> Result<bytes::Bytes> {
-    let get = store.get(&meta.location).await.map_err(|e| Error::BadFile {
-        file: url.to_string(),
-        message: e.to_string(),
-    })?;
+async fn fetch(
+    store: &dyn ObjectStore,
+    meta: &object_store::ObjectMeta,
+    url: &str,
+) -> Result<bytes::Bytes> {
+    let get = store
+        .get(&meta.location)
+        .await
+        .map_err(|e| Error::BadFile {
+            file: url.to_string(),
+            message: e.to_string(),
+        })?;
     get.bytes().await.map_err(|e| Error::BadFile {
         file: url.to_string(),
         message: e.to_string(),
@@ -384,7 +410,11 @@ async fn locate_csv_error(spec: &IngestSpec, input: &str) -> Result<Option<Error
         let header = split_csv_line(lines.next().unwrap_or_default());
         let schema = csv_schema(&header, spec);
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<DataType> = schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         for (i, line) in lines.enumerate() {
             if line.trim().is_empty() {
                 continue;

@@ -136,7 +136,10 @@ impl ScalarUDFImpl for IpInCidrs {
                 Some(list) => {
                     let blocks = parse_cidr_list(&list)?;
                     ips.iter()
-                        .map(|ip| ip.and_then(parse_ip).map(|a| blocks.iter().any(|b| b.contains(a))))
+                        .map(|ip| {
+                            ip.and_then(parse_ip)
+                                .map(|a| blocks.iter().any(|b| b.contains(a)))
+                        })
                         .collect()
                 }
             },
@@ -225,10 +228,18 @@ mod tests {
 
     #[test]
     fn bad_blocks_are_named() {
-        for bad in ["10.0.0.0/33", "fe80::/129", "10.0.0/8", "ten/8", "10.0.0.0/x"] {
+        for bad in [
+            "10.0.0.0/33",
+            "fe80::/129",
+            "10.0.0/8",
+            "ten/8",
+            "10.0.0.0/x",
+        ] {
             let err = parse_cidr_list(&format!("192.168.0.0/16,{bad}")).expect_err(bad);
             assert!(
-                err.to_string().contains(&format!("'{bad}' in '192.168.0.0/16,{bad}' is not an IPv4 or IPv6 CIDR block")),
+                err.to_string().contains(&format!(
+                    "'{bad}' in '192.168.0.0/16,{bad}' is not an IPv4 or IPv6 CIDR block"
+                )),
                 "{err}"
             );
         }
@@ -251,8 +262,15 @@ mod tests {
             .expect("run");
         let a = as_boolean_array(batches[0].column(0)).expect("bool");
         let b = as_boolean_array(batches[0].column(1)).expect("bool");
-        let got = |x: &BooleanArray| (0..x.len()).map(|i| x.is_valid(i).then(|| x.value(i))).collect::<Vec<_>>();
-        assert_eq!(got(a), vec![Some(true), Some(false), None, None, Some(true)]);
+        let got = |x: &BooleanArray| {
+            (0..x.len())
+                .map(|i| x.is_valid(i).then(|| x.value(i)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            got(a),
+            vec![Some(true), Some(false), None, None, Some(true)]
+        );
         assert_eq!(got(b), vec![Some(true), Some(true), None, None, None]);
 
         let batches = ctx
@@ -262,7 +280,9 @@ mod tests {
             .collect()
             .await
             .expect("run");
-        assert!(as_boolean_array(batches[0].column(0)).expect("bool").value(0));
+        assert!(as_boolean_array(batches[0].column(0))
+            .expect("bool")
+            .value(0));
 
         let err = ctx
             .sql("SELECT ip_in_cidrs('10.0.0.1', '10.0.0.0/8,nope') AS x")
@@ -271,6 +291,9 @@ mod tests {
             .collect()
             .await
             .expect_err("invalid block");
-        assert!(err.to_string().contains("'nope' in '10.0.0.0/8,nope'"), "{err}");
+        assert!(
+            err.to_string().contains("'nope' in '10.0.0.0/8,nope'"),
+            "{err}"
+        );
     }
 }

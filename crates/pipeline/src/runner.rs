@@ -137,7 +137,11 @@ fn run_id() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    format!("{}-{:06x}", now.as_secs(), (now.subsec_nanos() >> 8) ^ std::process::id())
+    format!(
+        "{}-{:06x}",
+        now.as_secs(),
+        (now.subsec_nanos() >> 8) ^ std::process::id()
+    )
 }
 
 fn spinner(enabled: bool, stage: &str) -> ProgressBar {

@@ -145,8 +145,7 @@ async fn score_frame(
     let owned = model.clone();
     let features = batch.clone();
     let scores =
-        tokio::task::spawn_blocking(move || owned.score(std::slice::from_ref(&features)))
-            .await??;
+        tokio::task::spawn_blocking(move || owned.score(std::slice::from_ref(&features))).await??;
     output_batch(&batch, scores, threshold)
 }
 
@@ -165,7 +164,10 @@ fn output_batch(batch: &RecordBatch, scores: Vec<f64>, threshold: f64) -> Result
     fields.push(Field::new("flag", DataType::Boolean, false));
     columns.push(Arc::new(Float64Array::from(scores)));
     columns.push(Arc::new(flags));
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 fn summarize(batch: &RecordBatch, threshold: f64) -> Result<ScoreSummary> {

@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn missing_header_is_named() {
         let err = SqlStage::parse(Path::new("x.sql"), "SELECT 1").expect_err("no header");
-        assert!(err.to_string().contains("x.sql: missing '-- stage:"), "{err}");
+        assert!(
+            err.to_string().contains("x.sql: missing '-- stage:"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

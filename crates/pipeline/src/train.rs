@@ -31,10 +31,9 @@ pub(crate) async fn run_train(
     let rows_in: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let lineage = sql_lineage(pipeline, index, &spec.input)?;
     let owned = spec.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        zeekml_model::train_and_evaluate(&owned, &batches)
-    })
-    .await??;
+    let outcome =
+        tokio::task::spawn_blocking(move || zeekml_model::train_and_evaluate(&owned, &batches))
+            .await??;
     let scored_rows: u64 = outcome.scored.iter().map(|b| b.num_rows() as u64).sum();
     let scored_schema = outcome
         .scored

@@ -14,14 +14,14 @@ use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::config::TableParquetOptions;
 use datafusion::dataframe::DataFrameWriteOptions;
-use datafusion::datasource::MemTable;
-use datafusion::error::DataFusionError;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::prelude::DataFrame;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::DataFrame;
 use datafusion::prelude::SessionContext;
 
 use crate::config::valid_table_name;
@@ -87,7 +87,9 @@ impl Warehouse {
         for entry in std::fs::read_dir(&self.root).map_err(io(&self.root))? {
             let entry = entry.map_err(io(&self.root))?;
             let name = entry.file_name().to_string_lossy().to_string();
-            if entry.path().is_dir() && valid_table_name(&name) && !RESERVED.contains(&name.as_str())
+            if entry.path().is_dir()
+                && valid_table_name(&name)
+                && !RESERVED.contains(&name.as_str())
             {
                 names.push(name);
             }
@@ -178,8 +180,8 @@ impl Warehouse {
             });
         }
         let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
-        let mut options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet");
+        let mut options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let partitions = partition_columns(&dir)?;
         if !partitions.is_empty() {
             options = options.with_table_partition_cols(

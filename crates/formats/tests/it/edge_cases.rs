@@ -4,11 +4,13 @@ use std::io::Write;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use zeekml_formats::{read_zeek, read_zeek_bytes, rejects_schema, rejects_to_batch, Rejected, ZeekReadOptions};
+use zeekml_formats::{
+    read_zeek, read_zeek_bytes, rejects_schema, rejects_to_batch, Rejected, ZeekReadOptions,
+};
 
 use crate::{
-    bools, fail, floats, ints, label_counts, nulls, read_text, real, reject, strings, tsv_header,
-    counts, CONN_FIELDS, ROW,
+    bools, counts, fail, floats, ints, label_counts, nulls, read_text, real, reject, strings,
+    tsv_header, CONN_FIELDS, ROW,
 };
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -26,8 +28,12 @@ async fn gzip_round_trip_of_a_real_file() {
     let gz_path = dir.path().join("conn.00:00:00-01:00:00.log.gz");
     std::fs::write(&gz_path, gzip(&plain)).expect("write gz");
 
-    let from_gz = read_zeek(gz_path.to_str().expect("utf8"), &fail()).await.expect("read gz");
-    let from_plain = read_zeek(&real(LABELED_011), &fail()).await.expect("read plain");
+    let from_gz = read_zeek(gz_path.to_str().expect("utf8"), &fail())
+        .await
+        .expect("read gz");
+    let from_plain = read_zeek(&real(LABELED_011), &fail())
+        .await
+        .expect("read plain");
     assert_eq!(from_gz.rows, 9048);
     assert_eq!(label_counts(&from_gz), label_counts(&from_plain));
     assert_eq!(ints(&from_gz, "orig_pkts"), ints(&from_plain, "orig_pkts"));
@@ -54,7 +60,11 @@ fn truncated_gzip_is_an_error_naming_the_file() {
     );
     // A .gz name on bytes that are not gzip is an error too.
     let err = read_zeek_bytes("conn.log.gz", b"#fields\tts\n", &fail()).expect_err("not gzip");
-    assert!(err.to_string().starts_with("conn.log.gz: cannot decompress gzip"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("conn.log.gz: cannot decompress gzip"),
+        "{err}"
+    );
 }
 
 fn short_row_log() -> String {
@@ -100,23 +110,35 @@ fn non_numeric_port_is_a_bad_row() {
     );
     let r = read_zeek_bytes("conn.log", log.as_bytes(), &reject()).expect("reject");
     assert_eq!(r.rows, 1);
-    assert_eq!(r.rejects[0].reason, "id.resp_p: expected a non-negative integer, found \"https\"");
+    assert_eq!(
+        r.rejects[0].reason,
+        "id.resp_p: expected a non-negative integer, found \"https\""
+    );
     // A count that is a float, and a NaN duration, are bad rows too.
     let bad = ROW.replacen("\t1596\t", "\t15.5\t", 1);
     let log = format!("{}{bad}\n", tsv_header(CONN_FIELDS));
     let err = read_text("conn.log", &log).expect_err("float count");
-    assert_eq!(err.to_string(), "conn.log:9: orig_bytes: expected a non-negative integer, found \"15.5\"");
+    assert_eq!(
+        err.to_string(),
+        "conn.log:9: orig_bytes: expected a non-negative integer, found \"15.5\""
+    );
     let bad = ROW.replacen("\t1.135424\t", "\tnan\t", 1);
     let log = format!("{}{bad}\n", tsv_header(CONN_FIELDS));
     let err = read_text("conn.log", &log).expect_err("nan");
-    assert_eq!(err.to_string(), "conn.log:9: duration: expected a finite number, found \"nan\"");
+    assert_eq!(
+        err.to_string(),
+        "conn.log:9: duration: expected a finite number, found \"nan\""
+    );
 }
 
 #[test]
 fn data_before_fields_is_a_bad_row() {
     let log = format!("#separator \\x09\n#path\tconn\n{ROW}\n");
     let err = read_text("conn.log", &log).expect_err("no #fields");
-    assert_eq!(err.to_string(), "conn.log:3: data row before any #fields header");
+    assert_eq!(
+        err.to_string(),
+        "conn.log:3: data row before any #fields header"
+    );
     let r = read_zeek_bytes("conn.log", log.as_bytes(), &reject()).expect("reject");
     assert_eq!((r.rows, r.rejects.len()), (0, 1));
 }
@@ -133,14 +155,20 @@ fn empty_and_header_only_files() {
     assert_eq!((r.files, r.rows, r.batches.len()), (1, 0, 0));
 
     let err = read_text("conn.csv", "ts,uid\n").expect_err("csv");
-    assert!(err.to_string().starts_with("conn.csv: not a Zeek log"), "{err}");
+    assert!(
+        err.to_string().starts_with("conn.csv: not a Zeek log"),
+        "{err}"
+    );
 }
 
 #[test]
 fn other_log_paths_are_refused() {
     let log = "#separator \\x09\n#path\tdns\n#fields\tts\tuid\n1.0\tCx\n";
     let err = read_text("dns.log", log).expect_err("dns log");
-    assert_eq!(err.to_string(), "dns.log:2: bad header: #path is \"dns\", not a conn log");
+    assert_eq!(
+        err.to_string(),
+        "dns.log:2: bad header: #path is \"dns\", not a conn log"
+    );
 }
 
 #[test]
@@ -205,17 +233,26 @@ fn missing_close_no_final_newline_and_crlf() {
     let crlf = log.replace('\n', "\r\n");
     let r = read_text("conn.log", &crlf).expect("crlf");
     assert_eq!(r.rows, 2);
-    assert_eq!(strings(&r, "tunnel_parents"), vec![Some(String::new()), Some(String::new())]);
+    assert_eq!(
+        strings(&r, "tunnel_parents"),
+        vec![Some(String::new()), Some(String::new())]
+    );
 }
 
 #[test]
 fn concatenated_logs_with_a_second_header_block() {
-    let first = format!("{}{ROW}\n#close\t2024-01-01-01-00-00\n", tsv_header(CONN_FIELDS));
+    let first = format!(
+        "{}{ROW}\n#close\t2024-01-01-01-00-00\n",
+        tsv_header(CONN_FIELDS)
+    );
     // The second block lists fewer fields, in another order, and another set separator.
     let second = "#separator \\x09\n#set_separator\t|\n#path\tconn\n#fields\tuid\tts\tid.orig_p\ttunnel_parents\n#types\tstring\ttime\tport\tset[string]\nCabc\t2.5\t8080\tCa|Cb\n";
     let r = read_text("conn.log", &format!("{first}{second}")).expect("two blocks");
     assert_eq!(r.rows, 2);
-    assert_eq!(floats(&r, "ts"), vec![Some(1_655_071_198.444_458), Some(2.5)]);
+    assert_eq!(
+        floats(&r, "ts"),
+        vec![Some(1_655_071_198.444_458), Some(2.5)]
+    );
     assert_eq!(ints(&r, "src_port"), vec![Some(62771), Some(8080)]);
     assert_eq!(
         strings(&r, "tunnel_parents"),
@@ -242,16 +279,31 @@ fn json_with_iso_ts_strings_and_bad_lines() {
     let r = read_zeek_bytes("conn.json", log.as_bytes(), &reject()).expect("reject");
     assert_eq!(r.rows, 2);
     let ts = floats(&r, "ts");
-    assert!((ts[0].unwrap_or_default() - 1_644_465_509.979).abs() < 1e-6, "{ts:?}");
+    assert!(
+        (ts[0].unwrap_or_default() - 1_644_465_509.979).abs() < 1e-6,
+        "{ts:?}"
+    );
     assert_eq!(ts[1], Some(1_644_465_509.5));
     assert_eq!(ints(&r, "src_port"), vec![Some(36073), Some(36074)]);
-    assert_eq!(strings(&r, "tunnel_parents"), vec![Some("Cx,Cy".to_string()), None]);
-    assert_eq!(label_counts(&r), counts(&[("Malicious|scan", 1), ("-|-", 1)]));
+    assert_eq!(
+        strings(&r, "tunnel_parents"),
+        vec![Some("Cx,Cy".to_string()), None]
+    );
+    assert_eq!(
+        label_counts(&r),
+        counts(&[("Malicious|scan", 1), ("-|-", 1)])
+    );
     assert_eq!(bools(&r, "local_orig"), vec![Some(false), None]);
     assert_eq!(ints(&r, "source_line"), vec![Some(1), Some(3)]);
     assert_eq!(r.rejects.len(), 2);
     assert_eq!((r.rejects[0].line, r.rejects[1].line), (4, 5));
-    assert!(r.rejects[1].reason.starts_with("invalid JSON: key must be a string"), "{}", r.rejects[1].reason);
+    assert!(
+        r.rejects[1]
+            .reason
+            .starts_with("invalid JSON: key must be a string"),
+        "{}",
+        r.rejects[1].reason
+    );
 }
 
 #[test]

@@ -31,7 +31,11 @@ fn log_tree() -> tempfile::TempDir {
 }
 
 fn names(resolved: &zeekml_formats::Resolved) -> Vec<String> {
-    resolved.files.iter().map(|m| m.location.to_string()).collect()
+    resolved
+        .files
+        .iter()
+        .map(|m| m.location.to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -43,7 +47,16 @@ async fn directory_is_listed_recursively_skipping_hidden_and_markers() {
     let found = names(&resolved);
     let rel: Vec<&str> = found
         .iter()
-        .map(|n| n.rsplit_once(dir.path().file_name().and_then(|f| f.to_str()).expect("name")).expect("under tempdir").1)
+        .map(|n| {
+            n.rsplit_once(
+                dir.path()
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .expect("name"),
+            )
+            .expect("under tempdir")
+            .1
+        })
         .collect();
     assert_eq!(
         rel,
@@ -68,10 +81,16 @@ async fn glob_selects_files_and_reads_in_path_order() {
     let r = read_zeek(&pattern, &fail()).await.expect("read glob");
     assert_eq!((r.files, r.rows), (3, 3));
     let first = resolved.display_path(&resolved.files[0].location);
-    assert_eq!(first, format!("{}/2024-01-01/conn.00.log", dir.path().display()));
+    assert_eq!(
+        first,
+        format!("{}/2024-01-01/conn.00.log", dir.path().display())
+    );
 
     let narrow = format!("{}/2024-01-0[12]/conn.00.log", dir.path().display());
-    assert_eq!(resolve_location(&narrow).await.expect("class").files.len(), 2);
+    assert_eq!(
+        resolve_location(&narrow).await.expect("class").files.len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -83,7 +102,8 @@ async fn file_url_and_relative_paths() {
     assert_eq!(r.rows, 18);
 
     // Tests run in the crate directory, so this relative path reaches realdata.
-    let relative = "../../../shared/realdata/stratosphere-unlabeled-tsv/006-zeek-scenario-ssh.conn.log";
+    let relative =
+        "../../../shared/realdata/stratosphere-unlabeled-tsv/006-zeek-scenario-ssh.conn.log";
     let resolved = resolve_location(relative).await.expect("relative");
     assert_eq!(resolved.files.len(), 1);
     assert_eq!(
@@ -94,8 +114,13 @@ async fn file_url_and_relative_paths() {
 
 #[tokio::test]
 async fn missing_paths_and_empty_matches_are_errors_naming_the_location() {
-    let err = resolve_location("/no/such/dir/conn.log").await.expect_err("missing");
-    assert_eq!(err.to_string(), "/no/such/dir/conn.log: no such file or directory");
+    let err = resolve_location("/no/such/dir/conn.log")
+        .await
+        .expect_err("missing");
+    assert_eq!(
+        err.to_string(),
+        "/no/such/dir/conn.log: no such file or directory"
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("_SUCCESS"), "").expect("write");
@@ -108,7 +133,9 @@ async fn missing_paths_and_empty_matches_are_errors_naming_the_location() {
     assert_eq!(err.to_string(), format!("{pattern}: matches no files"));
 
     // An object store URL goes through object_store (an empty in-memory store here).
-    let err = resolve_location("memory:///logs/").await.expect_err("empty store");
+    let err = resolve_location("memory:///logs/")
+        .await
+        .expect_err("empty store");
     assert_eq!(err.to_string(), "memory:///logs/: matches no files");
 }
 

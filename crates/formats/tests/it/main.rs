@@ -1,9 +1,9 @@
 //! Integration tests of the native Zeek readers and location resolution,
 //! on the real logs under `shared/realdata` and on hand-made edge cases.
 
-mod realdata;
 mod edge_cases;
 mod location;
+mod realdata;
 mod table;
 
 use std::collections::BTreeMap;
@@ -52,7 +52,10 @@ pub fn ints(read: &ZeekRead, col: &str) -> Vec<Option<i64>> {
     read.batches
         .iter()
         .flat_map(|b| {
-            let a = b.column_by_name(col).expect("column").as_primitive::<Int64Type>();
+            let a = b
+                .column_by_name(col)
+                .expect("column")
+                .as_primitive::<Int64Type>();
             (0..a.len())
                 .map(|i| a.is_valid(i).then(|| a.value(i)))
                 .collect::<Vec<_>>()
@@ -64,7 +67,10 @@ pub fn floats(read: &ZeekRead, col: &str) -> Vec<Option<f64>> {
     read.batches
         .iter()
         .flat_map(|b| {
-            let a = b.column_by_name(col).expect("column").as_primitive::<Float64Type>();
+            let a = b
+                .column_by_name(col)
+                .expect("column")
+                .as_primitive::<Float64Type>();
             (0..a.len())
                 .map(|i| a.is_valid(i).then(|| a.value(i)))
                 .collect::<Vec<_>>()

@@ -5,7 +5,9 @@ use zeekml_formats::{read_zeek, ZeekRead};
 use crate::{bools, counts, fail, floats, ints, label_counts, nulls, real, strings};
 
 async fn read(rel: &str) -> ZeekRead {
-    read_zeek(&real(rel), &fail()).await.expect("read real file")
+    read_zeek(&real(rel), &fail())
+        .await
+        .expect("read real file")
 }
 
 fn sum(values: Vec<Option<i64>>) -> i64 {
@@ -48,7 +50,13 @@ async fn stratosphere_001_labeled() {
     );
     assert_eq!(nulls(&r, "duration"), 405);
     assert_eq!(sum(ints(&r, "orig_pkts")), 1898);
-    assert_eq!(bools(&r, "local_orig").iter().filter(|v| **v == Some(true)).count(), 331);
+    assert_eq!(
+        bools(&r, "local_orig")
+            .iter()
+            .filter(|v| **v == Some(true))
+            .count(),
+        331
+    );
     assert_eq!(nulls(&r, "community_id"), 992);
 }
 
@@ -144,7 +152,13 @@ async fn stratosphere_005_unlabeled() {
     assert_eq!(r.rows, 992);
     assert_eq!(nulls(&r, "duration"), 148);
     assert_eq!(sum(ints(&r, "orig_pkts")), 2331);
-    assert_eq!(bools(&r, "local_orig").iter().filter(|v| **v == Some(true)).count(), 289);
+    assert_eq!(
+        bools(&r, "local_orig")
+            .iter()
+            .filter(|v| **v == Some(true))
+            .count(),
+        289
+    );
     assert_eq!(floats(&r, "ts")[0], Some(13.184015));
 }
 
@@ -191,7 +205,10 @@ async fn stratosphere_json_port_scan() {
     assert_eq!(sum(ints(&r, "resp_bytes")), 14616);
     let states = strings(&r, "conn_state");
     let s0 = states.iter().filter(|s| s.as_deref() == Some("S0")).count();
-    let rej = states.iter().filter(|s| s.as_deref() == Some("REJ")).count();
+    let rej = states
+        .iter()
+        .filter(|s| s.as_deref() == Some("REJ"))
+        .count();
     assert_eq!((s0, rej), (2409, 1273));
 }
 
@@ -204,6 +221,12 @@ async fn glob_over_all_labeled_files() {
     assert_eq!(r.rows, 992 + 5663 + 5347 + 9048 + 4740);
     // File order is path order: 001 first, 012 last.
     let files = strings(&r, "source_file");
-    assert!(files[0].as_deref().unwrap_or_default().ends_with("001-zeek-scenario-malicious.labeled-conn.log"));
-    assert!(files[files.len() - 1].as_deref().unwrap_or_default().ends_with("012-zeek-mixed.conn.log.labeled"));
+    assert!(files[0]
+        .as_deref()
+        .unwrap_or_default()
+        .ends_with("001-zeek-scenario-malicious.labeled-conn.log"));
+    assert!(files[files.len() - 1]
+        .as_deref()
+        .unwrap_or_default()
+        .ends_with("012-zeek-mixed.conn.log.labeled"));
 }

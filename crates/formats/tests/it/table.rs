@@ -24,7 +24,8 @@ async fn sql_over_labeled_logs() {
     assert!(table.rejects().is_empty());
 
     let ctx = SessionContext::new();
-    ctx.register_table("conn", Arc::new(table)).expect("register");
+    ctx.register_table("conn", Arc::new(table))
+        .expect("register");
     let batches = ctx
         .sql(
             "SELECT label_text, count(*) AS n, count(DISTINCT source_file) AS files \
@@ -60,7 +61,8 @@ async fn projection_and_limit() {
         .await
         .expect("table");
     let ctx = SessionContext::new();
-    ctx.register_table("conn", Arc::new(table)).expect("register");
+    ctx.register_table("conn", Arc::new(table))
+        .expect("register");
     let batches = ctx
         .sql("SELECT dest_port, source_line FROM conn ORDER BY source_line LIMIT 3")
         .await

@@ -155,7 +155,9 @@ pub fn table(shape: &Shape) -> Vec<RecordBatch> {
 
 fn batch(rows: &[Row], one_hots: usize) -> RecordBatch {
     let log1p = |f: fn(&Row) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| f(r).ln_1p())))
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| f(r).ln_1p()),
+        ))
     };
     let mut fields = vec![
         Field::new("uid", DataType::Utf8, true),
@@ -175,15 +177,31 @@ fn batch(rows: &[Row], one_hots: usize) -> RecordBatch {
         Field::new("conn_state_SF", DataType::Int32, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.uid.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.uid.as_str()),
+        )),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.ts))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.src_ip.as_str()))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.src_port))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.dest_ip.as_str()))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.dest_port))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.src_ip.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.src_port),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.dest_ip.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.dest_port),
+        )),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.label))),
-        Arc::new(rows.iter().map(|r| r.duration.map(f64::ln_1p)).collect::<Float64Array>()),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| i32::from(r.duration.is_none())))),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.duration.map(f64::ln_1p))
+                .collect::<Float64Array>(),
+        ),
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|r| i32::from(r.duration.is_none())),
+        )),
         log1p(|r| r.orig_bytes),
         log1p(|r| r.resp_bytes),
         log1p(|r| r.orig_pkts),
@@ -217,14 +235,19 @@ pub fn shuffled(input: &[RecordBatch], seed: u64, batch_rows: usize) -> Vec<Reco
 }
 
 /// Replaces column `name` in every batch.
-pub fn with_column(input: &[RecordBatch], name: &str, f: impl Fn(&RecordBatch) -> ArrayRef) -> Vec<RecordBatch> {
+pub fn with_column(
+    input: &[RecordBatch],
+    name: &str,
+    f: impl Fn(&RecordBatch) -> ArrayRef,
+) -> Vec<RecordBatch> {
     input
         .iter()
         .map(|b| {
             let schema = b.schema();
             let idx = schema.index_of(name).unwrap();
             let new = f(b);
-            let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            let mut fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
             fields[idx] = Field::new(name, new.data_type().clone(), true);
             let mut columns = b.columns().to_vec();
             columns[idx] = new;
@@ -240,10 +263,16 @@ pub fn scored_rows(scored: &[RecordBatch]) -> Vec<ScoredRow> {
     let mut out = Vec::new();
     for b in scored {
         let uid = b.column_by_name("uid").unwrap().as_string::<i32>();
-        let ts = b.column_by_name("ts").unwrap().as_primitive::<Float64Type>();
+        let ts = b
+            .column_by_name("ts")
+            .unwrap()
+            .as_primitive::<Float64Type>();
         let split = b.column_by_name("split").unwrap().as_string::<i32>();
         let side = b.column_by_name("side").unwrap().as_string::<i32>();
-        let score = b.column_by_name("score").unwrap().as_primitive::<Float64Type>();
+        let score = b
+            .column_by_name("score")
+            .unwrap()
+            .as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
             out.push((
                 uid.value(i).to_string(),
@@ -265,7 +294,12 @@ pub fn labels(input: &[RecordBatch]) -> Vec<i64> {
         .flat_map(|b| {
             let a = b.column_by_name("label").unwrap();
             match a.data_type() {
-                DataType::Int32 => a.as_primitive::<Int32Type>().values().iter().map(|&v| i64::from(v)).collect::<Vec<_>>(),
+                DataType::Int32 => a
+                    .as_primitive::<Int32Type>()
+                    .values()
+                    .iter()
+                    .map(|&v| i64::from(v))
+                    .collect::<Vec<_>>(),
                 _ => a.as_primitive::<Int64Type>().values().to_vec(),
             }
         })

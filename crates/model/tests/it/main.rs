@@ -43,7 +43,9 @@ fn metrics(out: &TrainOutcome) -> BTreeMap<String, BTreeMap<String, f64>> {
                         a.value(i)
                     }
                 }
-                DataType::Int64 => col.as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(i) as f64,
+                DataType::Int64 => col
+                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .value(i) as f64,
                 _ => continue,
             };
             row.insert(f.name().clone(), v);
@@ -58,7 +60,13 @@ fn scored_split(out: &TrainOutcome, split: &str) -> RecordBatch {
     let parts: Vec<RecordBatch> = out
         .scored
         .iter()
-        .filter(|b| b.column_by_name("split").unwrap().as_string::<i32>().value(0) == split)
+        .filter(|b| {
+            b.column_by_name("split")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0)
+                == split
+        })
         .cloned()
         .collect();
     concat_batches(&parts[0].schema(), &parts).unwrap()
@@ -68,7 +76,11 @@ fn scored_split(out: &TrainOutcome, split: &str) -> RecordBatch {
 fn separable_data_scores_high_on_every_split() {
     let input = data::table(&Shape::default());
     let mut s = spec();
-    s.splits = vec![SplitKind::RandomStratified, SplitKind::Dedup, SplitKind::Time];
+    s.splits = vec![
+        SplitKind::RandomStratified,
+        SplitKind::Dedup,
+        SplitKind::Time,
+    ];
     let out = train(&s, &input);
     let m = metrics(&out);
     assert_eq!(m.len(), 3);
@@ -100,11 +112,29 @@ fn separable_data_scores_high_on_every_split() {
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
         names,
-        ["uid", "ts", "src_ip", "src_port", "dest_ip", "dest_port", "label", "split", "side", "score", "predicted"]
+        [
+            "uid",
+            "ts",
+            "src_ip",
+            "src_port",
+            "dest_ip",
+            "dest_port",
+            "label",
+            "split",
+            "side",
+            "score",
+            "predicted"
+        ]
     );
-    assert_eq!(schema.field_with_name("predicted").unwrap().data_type(), &DataType::Boolean);
+    assert_eq!(
+        schema.field_with_name("predicted").unwrap().data_type(),
+        &DataType::Boolean
+    );
     for b in &out.scored {
-        let score = b.column_by_name("score").unwrap().as_primitive::<Float64Type>();
+        let score = b
+            .column_by_name("score")
+            .unwrap()
+            .as_primitive::<Float64Type>();
         let predicted = b.column_by_name("predicted").unwrap().as_boolean();
         for i in 0..b.num_rows() {
             assert!((0.0..=1.0).contains(&score.value(i)));
@@ -115,7 +145,10 @@ fn separable_data_scores_high_on_every_split() {
     // Importance: one row per split and feature, with gain where splits happen.
     let imp = &out.importance;
     assert_eq!(imp.num_rows(), 3 * 12);
-    let gain = imp.column_by_name("gain").unwrap().as_primitive::<Float64Type>();
+    let gain = imp
+        .column_by_name("gain")
+        .unwrap()
+        .as_primitive::<Float64Type>();
     assert!(gain.values().iter().sum::<f64>() > 0.0);
 
     let card = &out.deployed.card;
@@ -148,7 +181,10 @@ fn training_is_deterministic_and_independent_of_row_order() {
     let shuffled = data::shuffled(&input, 99, 777);
     let c = train(&s, &shuffled);
     assert_eq!(scored_rows(&a.scored), scored_rows(&c.scored));
-    assert_eq!(a.deployed.card.training_fingerprint, c.deployed.card.training_fingerprint);
+    assert_eq!(
+        a.deployed.card.training_fingerprint,
+        c.deployed.card.training_fingerprint
+    );
     assert_eq!(a.deployed.model_text, c.deployed.model_text);
 
     // Another seed moves rows.
@@ -166,14 +202,20 @@ fn random_stratified_split_is_exact_per_class_and_leaks_copies() {
     s.deploy_split = SplitKind::RandomStratified;
     let out = train(&s, &input);
     let b = scored_split(&out, "random_stratified");
-    let label = b.column_by_name("label").unwrap().as_primitive::<Int32Type>();
+    let label = b
+        .column_by_name("label")
+        .unwrap()
+        .as_primitive::<Int32Type>();
     let side = b.column_by_name("side").unwrap().as_string::<i32>();
     let uid = b.column_by_name("uid").unwrap().as_string::<i32>();
     let mut counts: HashMap<(i32, &str), usize> = HashMap::new();
     let mut uid_sides: HashMap<&str, BTreeSet<&str>> = HashMap::new();
     for i in 0..b.num_rows() {
         *counts.entry((label.value(i), side.value(i))).or_default() += 1;
-        uid_sides.entry(uid.value(i)).or_default().insert(side.value(i));
+        uid_sides
+            .entry(uid.value(i))
+            .or_default()
+            .insert(side.value(i));
     }
     assert_eq!(counts[&(0, "test")], 750);
     assert_eq!(counts[&(1, "test")], 160);
@@ -196,8 +238,14 @@ fn dedup_split_keeps_flows_whole_and_evaluates_each_once() {
     let b = scored_split(&out, "dedup");
     let side = b.column_by_name("side").unwrap().as_string::<i32>();
     let uid = b.column_by_name("uid").unwrap().as_string::<i32>();
-    let ts = b.column_by_name("ts").unwrap().as_primitive::<Float64Type>();
-    let label = b.column_by_name("label").unwrap().as_primitive::<Int32Type>();
+    let ts = b
+        .column_by_name("ts")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    let label = b
+        .column_by_name("label")
+        .unwrap()
+        .as_primitive::<Int32Type>();
     let mut uid_side: HashMap<&str, &str> = HashMap::new();
     let mut test_rows = BTreeSet::new();
     let mut sides: HashMap<&str, usize> = HashMap::new();
@@ -206,10 +254,17 @@ fn dedup_split_keeps_flows_whole_and_evaluates_each_once() {
         *sides.entry(s).or_default() += 1;
         let coarse = if s.starts_with("test") { "test" } else { s };
         let prev = uid_side.insert(uid.value(i), coarse);
-        assert!(prev.is_none() || prev == Some(coarse), "uid {} on two sides", uid.value(i));
+        assert!(
+            prev.is_none() || prev == Some(coarse),
+            "uid {} on two sides",
+            uid.value(i)
+        );
         if s == "test" {
             // Keys identify a row here: a second identical row would repeat them.
-            assert!(test_rows.insert((uid.value(i), ts.value(i).to_bits())), "duplicate test row");
+            assert!(
+                test_rows.insert((uid.value(i), ts.value(i).to_bits())),
+                "duplicate test row"
+            );
         }
         if s == "test_dup" {
             assert_eq!(label.value(i), 1);
@@ -235,7 +290,10 @@ fn rows_without_uid_are_grouped_by_content() {
     let out = train(&spec(), &no_uid);
     let b = scored_split(&out, "dedup");
     let side = b.column_by_name("side").unwrap().as_string::<i32>();
-    let ts = b.column_by_name("ts").unwrap().as_primitive::<Float64Type>();
+    let ts = b
+        .column_by_name("ts")
+        .unwrap()
+        .as_primitive::<Float64Type>();
     // Identical rows share ts here, so ts stands in for the group.
     let mut by_ts: HashMap<u64, BTreeSet<&str>> = HashMap::new();
     for i in 0..b.num_rows() {
@@ -284,7 +342,10 @@ fn saved_model_reloads_and_scores_identically() {
 
     let scores = loaded.score(&input).unwrap();
     let dedup = scored_split(&out, "dedup");
-    let expected = dedup.column_by_name("score").unwrap().as_primitive::<Float64Type>();
+    let expected = dedup
+        .column_by_name("score")
+        .unwrap()
+        .as_primitive::<Float64Type>();
     assert_eq!(scores.len(), expected.len());
     for (i, s) in scores.iter().enumerate() {
         assert_eq!(s.to_bits(), expected.value(i).to_bits(), "row {i}");
@@ -301,8 +362,12 @@ fn saved_model_reloads_and_scores_identically() {
     assert_eq!(loaded.score(&reordered).unwrap(), scores);
 
     let card: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(model_dir.join("model_card.json")).unwrap()).unwrap();
-    assert_eq!(card["created_by"], format!("zeekml {}", env!("CARGO_PKG_VERSION")));
+        serde_json::from_str(&std::fs::read_to_string(model_dir.join("model_card.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        card["created_by"],
+        format!("zeekml {}", env!("CARGO_PKG_VERSION"))
+    );
     assert_eq!(card["lightgbm3_version"], "1.0.11");
     assert_eq!(card["params"]["num_leaves"], 31);
     assert_eq!(card["feature_stages"], serde_json::json!([]));
@@ -335,7 +400,9 @@ fn missing_and_non_numeric_features_are_named() {
     s.features = vec!["duration_log1p".into(), "history_len".into()];
     let err = train_and_evaluate(&s, &input).unwrap_err().to_string();
     assert!(
-        err.starts_with("stage `train`: column `history_len` not found in table `features` (columns: uid, ts,"),
+        err.starts_with(
+            "stage `train`: column `history_len` not found in table `features` (columns: uid, ts,"
+        ),
         "{err}"
     );
     s.features = vec!["duration_log1p".into(), "src_ip".into()];
@@ -386,25 +453,40 @@ fn single_class_training_set_is_an_error() {
     let mut s = spec();
     s.test_fraction = 0.5;
     s.splits = vec![SplitKind::Dedup];
-    let err = train_and_evaluate(&s, &data::table(&shape)).unwrap_err().to_string();
-    assert!(err.starts_with("stage `train`, split dedup: the training set holds only class 0"), "{err}");
+    let err = train_and_evaluate(&s, &data::table(&shape))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("stage `train`, split dedup: the training set holds only class 0"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_labels_and_values_name_the_row() {
     let input = data::table(&Shape::default());
     let nulls = data::with_column(&input, "label", |b| {
-        let mut v: Vec<Option<i64>> = data::labels(std::slice::from_ref(b)).into_iter().map(Some).collect();
+        let mut v: Vec<Option<i64>> = data::labels(std::slice::from_ref(b))
+            .into_iter()
+            .map(Some)
+            .collect();
         if b.column_by_name("uid").unwrap().as_string::<i32>().value(0) == "Cn0000001000" {
             v[5] = None;
         }
         Arc::new(Int64Array::from(v))
     });
     let err = train_and_evaluate(&spec(), &nulls).unwrap_err().to_string();
-    assert_eq!(err, "stage `train`: label column `label` is null at row 1006 (uid Cn0000001005)");
+    assert_eq!(
+        err,
+        "stage `train`: label column `label` is null at row 1006 (uid Cn0000001005)"
+    );
 
     let twos = data::with_column(&input, "label", |b| {
-        Arc::new(Int64Array::from_iter_values(data::labels(std::slice::from_ref(b)).into_iter().map(|l| l * 2)))
+        Arc::new(Int64Array::from_iter_values(
+            data::labels(std::slice::from_ref(b))
+                .into_iter()
+                .map(|l| l * 2),
+        ))
     });
     let err = train_and_evaluate(&spec(), &twos).unwrap_err().to_string();
     assert_eq!(
@@ -413,7 +495,10 @@ fn bad_labels_and_values_name_the_row() {
     );
 
     let nan = data::with_column(&input, "orig_bytes_log1p", |b| {
-        let a = b.column_by_name("orig_bytes_log1p").unwrap().as_primitive::<Float64Type>();
+        let a = b
+            .column_by_name("orig_bytes_log1p")
+            .unwrap()
+            .as_primitive::<Float64Type>();
         let mut v: Vec<f64> = a.values().to_vec();
         if b.column_by_name("uid").unwrap().as_string::<i32>().value(0) == "Cn0000000000" {
             v[2] = f64::INFINITY;
@@ -453,7 +538,10 @@ fn feature_selection_skips_keys_label_and_text() {
     let mut s = spec();
     s.features = vec!["dest_port".into(), "conn_state_SF".into()];
     let out = train(&s, &input);
-    assert_eq!(out.deployed.card.feature_names, ["dest_port", "conn_state_SF"]);
+    assert_eq!(
+        out.deployed.card.feature_names,
+        ["dest_port", "conn_state_SF"]
+    );
     assert_eq!(out.importance.num_rows(), 4);
 }
 
@@ -520,16 +608,22 @@ fn two_million_rows_timing() {
     }
     let t = Instant::now();
     let scores = out.deployed.score(&input).unwrap();
-    eprintln!("SavedModel::score on {} rows: {:.2}s", scores.len(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "SavedModel::score on {} rows: {:.2}s",
+        scores.len(),
+        t.elapsed().as_secs_f64()
+    );
 }
 
 fn status_mb(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with(key)).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
         })
         .unwrap_or(0)
         / 1024

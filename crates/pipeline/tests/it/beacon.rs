@@ -28,7 +28,9 @@ async fn run(input: &Path, warehouse: &Path) {
     let mut opts = RunOptions::new(warehouse);
     opts.progress = false;
     opts.overrides = vec![("input".into(), input.display().to_string())];
-    let record = run_pipeline(&pipeline(), &opts).await.expect("beacon pipeline runs");
+    let record = run_pipeline(&pipeline(), &opts)
+        .await
+        .expect("beacon pipeline runs");
     let stages: Vec<&str> = record.stages.iter().map(|s| s.stage.as_str()).collect();
     assert_eq!(stages, ["raw", "clean", "beacons", "hosts", "conn_scores"]);
 }
@@ -53,9 +55,15 @@ async fn njrat_cc_pair_ranks_first() {
          FROM beacons ORDER BY score DESC LIMIT 2",
     )
     .await;
-    assert_eq!(top[0], "192.168.1.115,41.108.179.197,1177,tcp,237,0.962,0.891,1.0,0.956,1.0");
+    assert_eq!(
+        top[0],
+        "192.168.1.115,41.108.179.197,1177,tcp,237,0.962,0.891,1.0,0.956,1.0"
+    );
     // The runner-up (a burst of ten web requests) is far behind.
-    assert_eq!(top[1], "192.168.1.115,85.31.204.81,80,tcp,10,0.451,0.802,1.0,0.0,0.0");
+    assert_eq!(
+        top[1],
+        "192.168.1.115,85.31.204.81,80,tcp,10,0.451,0.802,1.0,0.0,0.0"
+    );
 
     // Every pair with a C&C-labelled connection and enough connections to be
     // scored outranks every pair without one.
@@ -220,21 +228,40 @@ fn generated_log() -> String {
         (ts, text)
     };
     for (i, period) in [60.0, 300.0, 900.0, 1800.0, 3600.0].into_iter().enumerate() {
-        let (beacon_src, beacon_dst) = (format!("10.1.0.{}", i + 1), format!("198.51.100.{}", i + 1));
-        let (random_src, random_dst) = (format!("10.2.0.{}", i + 1), format!("203.0.113.{}", i + 1));
+        let (beacon_src, beacon_dst) =
+            (format!("10.1.0.{}", i + 1), format!("198.51.100.{}", i + 1));
+        let (random_src, random_dst) =
+            (format!("10.2.0.{}", i + 1), format!("203.0.113.{}", i + 1));
         let mut count = 0;
         let mut t = T0 + rng.uniform(0.0, period);
         while t < T0 + DAY {
             let jitter = rng.uniform(-0.1 * period, 0.1 * period);
             let uid = format!("B{i}x{count}");
-            rows.push(line(t + jitter, &uid, &beacon_src, 40_000 + count % 20_000, &beacon_dst, 312));
+            rows.push(line(
+                t + jitter,
+                &uid,
+                &beacon_src,
+                40_000 + count % 20_000,
+                &beacon_dst,
+                312,
+            ));
             count += 1;
             t += period;
         }
         for j in 0..count {
-            let (ts, size) = (T0 + rng.uniform(0.0, DAY), rng.uniform(60.0, 60_000.0) as i64);
+            let (ts, size) = (
+                T0 + rng.uniform(0.0, DAY),
+                rng.uniform(60.0, 60_000.0) as i64,
+            );
             let uid = format!("R{i}x{j}");
-            rows.push(line(ts, &uid, &random_src, 40_000 + j % 20_000, &random_dst, size));
+            rows.push(line(
+                ts,
+                &uid,
+                &random_src,
+                40_000 + j % 20_000,
+                &random_dst,
+                size,
+            ));
         }
     }
     rows.sort_by(|a, b| a.0.total_cmp(&b.0));

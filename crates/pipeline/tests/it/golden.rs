@@ -45,7 +45,11 @@ async fn golden_files() {
             Err(e) => failures.push(format!("{}: {e}", file.display())),
         }
     }
-    assert!(failures.is_empty(), "golden failures:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "golden failures:\n{}",
+        failures.join("\n\n")
+    );
     assert!(checked >= files.len(), "every golden file checks something");
 }
 
@@ -118,7 +122,8 @@ async fn run_file(path: &Path) -> Result<usize, String> {
                 let df = ctx.sql(&sql).await.map_err(|e| format!("{here}: {e}"))?;
                 let schema = Arc::new(df.schema().as_arrow().clone());
                 let batches = df.collect().await.map_err(|e| format!("{here}: {e}"))?;
-                let got = render(&schema, &batches, OutputFormat::Csv).map_err(|e| e.to_string())?;
+                let got =
+                    render(&schema, &batches, OutputFormat::Csv).map_err(|e| e.to_string())?;
                 if got.trim() != expected.trim() {
                     return Err(format!(
                         "{here}: query\n{sql}\nexpected:\n{}\ngot:\n{}",
@@ -158,8 +163,11 @@ async fn register_csv(ctx: &SessionContext, table: &str, lines: &[&str]) -> Resu
     let batches = reader
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
-    let partial = MemTable::try_new(Arc::clone(&schema), vec![batches]).map_err(|e| e.to_string())?;
-    let df = ctx.read_table(Arc::new(partial)).map_err(|e| e.to_string())?;
+    let partial =
+        MemTable::try_new(Arc::clone(&schema), vec![batches]).map_err(|e| e.to_string())?;
+    let df = ctx
+        .read_table(Arc::new(partial))
+        .map_err(|e| e.to_string())?;
     let mut exprs = Vec::new();
     for (name, _, t) in CONN_COLUMNS {
         if header.contains(name) {

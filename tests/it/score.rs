@@ -1,0 +1,151 @@
+//! `zeekml score` and the scheduled `zeek_score` pipeline on real Zeek logs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::{generate, realdata, scalar, zeekml};
+
+/// Trains the default pipeline on a small generated set; returns the warehouse.
+fn trained(dir: &Path) -> PathBuf {
+    let data = dir.join("uwf");
+    let wh = dir.join("wh");
+    generate(&data, 8_000, 3);
+    zeekml()
+        .args(["run", "pipelines/uwf_recon.toml", "--set"])
+        .arg(format!("input={}", data.display()))
+        .arg("--warehouse")
+        .arg(&wh)
+        .assert()
+        .success();
+    wh
+}
+
+fn parquet_rows(path: &Path) -> (usize, Vec<String>) {
+    let file = std::fs::File::open(path).expect("output exists");
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet");
+    let names = reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let rows = reader
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch").num_rows())
+        .sum();
+    (rows, names)
+}
+
+#[test]
+fn score_writes_every_connection_of_native_logs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wh = trained(tmp.path());
+    let model = wh.join("models/uwf_recon");
+    for (file, rows) in [
+        (
+            "stratosphere-unlabeled-tsv/003-zeek-scenario-malicious.conn.log",
+            361,
+        ),
+        (
+            "stratosphere-json-portscan/002-zeek-scenario-port-scanning.conn.log",
+            4504,
+        ),
+        ("rita-json/conn.log", 29),
+    ] {
+        let out = tmp.path().join("scored.parquet");
+        let output = zeekml()
+            .args(["score", "--model"])
+            .arg(&model)
+            .arg("--input")
+            .arg(realdata(file))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("scored {rows} connections")),
+            "{stdout}"
+        );
+        let (n, names) = parquet_rows(&out);
+        assert_eq!(n, rows, "{file}");
+        for col in [
+            "uid",
+            "ts",
+            "src_ip",
+            "dest_port",
+            "protocol",
+            "conn_state",
+            "score",
+            "flag",
+        ] {
+            assert!(names.iter().any(|c| c == col), "{col} missing in {names:?}");
+        }
+    }
+}
+
+#[test]
+fn score_rejects_a_missing_model_and_bad_logs_clearly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = zeekml()
+        .args(["score", "--model"])
+        .arg(tmp.path().join("nope"))
+        .arg("--input")
+        .arg(realdata("rita-json/conn.log"))
+        .arg("--out")
+        .arg(tmp.path().join("x.parquet"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn scheduled_pipeline_fills_one_partition_per_day_idempotently() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wh = trained(tmp.path());
+    let logs = tmp.path().join("logs");
+    let day = logs.join("2024-05-01");
+    std::fs::create_dir_all(&day).expect("mkdir");
+    let text = std::fs::read(realdata(
+        "stratosphere-unlabeled-tsv/005-zeek-scenario-malicious.conn.log",
+    ))
+    .expect("read");
+    let gz = std::fs::File::create(day.join("conn.13:00:00-14:00:00.log.gz")).expect("create");
+    let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
+    enc.write_all(&text).expect("gzip");
+    enc.finish().expect("finish");
+    std::fs::copy(
+        realdata("stratosphere-unlabeled-tsv/006-zeek-scenario-ssh.conn.log"),
+        day.join("conn.14:00:00-15:00:00.log"),
+    )
+    .expect("copy");
+    for _ in 0..2 {
+        zeekml()
+            .args(["run", "pipelines/zeek_score.toml", "--set"])
+            .arg(format!("logs={}", logs.display()))
+            .args(["--set", "date=2024-05-01", "--warehouse"])
+            .arg(&wh)
+            .assert()
+            .success();
+    }
+    assert!(wh.join("alerts/date=2024-05-01").is_dir());
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM alerts"), "1010");
+    assert_eq!(
+        scalar(
+            &wh,
+            "SELECT count(*) FROM alerts WHERE date = '2024-05-01' AND score BETWEEN 0 AND 1"
+        ),
+        "1010"
+    );
+}
