@@ -2,6 +2,7 @@
 in pandas + LightGBM's Python package (one random stratified split, the
 same rounds), timed per phase. Usage: python3 peer.py DATA_DIR [ROUNDS]"""
 import glob
+import re
 import resource
 import sys
 import time
@@ -24,6 +25,8 @@ df = pd.get_dummies(df, columns=["protocol", "conn_state", "service"], drop_firs
 features = ["duration", "orig_bytes", "resp_bytes", "orig_pkts", "resp_pkts", "src_port", "dest_port"]
 features += [c for c in df.columns if c.startswith(("protocol_", "conn_state_", "service_"))]
 X = df[features].astype(np.float32)
+# LightGBM refuses JSON special characters in names ("service_smb,gssapi").
+X.columns = [re.sub(r"[^0-9A-Za-z_]", "_", c) for c in X.columns]
 y = df["label"]
 X_train, X_test, y_train, y_test = train_test_split(
     X, y, test_size=0.25, stratify=y, random_state=42
