@@ -91,6 +91,12 @@ pub enum Error {
         /// What is wrong with the header.
         reason: String,
     },
+    /// A parser thread panicked (a bug, reported instead of propagated).
+    #[error("{file}: parser thread panicked")]
+    ParserPanicked {
+        /// The file being parsed.
+        file: String,
+    },
     /// Arrow failed while building a batch.
     #[error(transparent)]
     Arrow(#[from] ArrowError),

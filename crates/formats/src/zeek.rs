@@ -166,10 +166,105 @@ pub fn read_zeek_bytes(file_name: &str, bytes: &[u8], opts: &ZeekReadOptions) ->
         bytes
     };
 
-    let mut sink = RowSink::new(file_name, opts, bytes.len());
-    match detect(file_name, bytes)? {
-        Format::Tsv => zeek_tsv::parse(bytes, &mut sink)?,
-        Format::Json => zeek_json::parse(bytes, &mut sink)?,
+    let format = detect(file_name, bytes)?;
+    let chunks = plan_chunks(bytes);
+    let read = if let [only] = chunks.as_slice() {
+        parse_chunk(file_name, bytes, format, only, opts)?
+    } else {
+        // Chunks parse on their own threads; results are taken in chunk
+        // order, so rows, rejects and the first error are as if sequential.
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks[1..]
+                .iter()
+                .map(|chunk| {
+                    scope.spawn(move || parse_chunk(file_name, bytes, format, chunk, opts))
+                })
+                .collect();
+            let mut read = parse_chunk(file_name, bytes, format, &chunks[0], opts)?;
+            for handle in handles {
+                let part = handle.join().map_err(|_| Error::ParserPanicked {
+                    file: file_name.to_string(),
+                })??;
+                read.batches.extend(part.batches);
+                read.rejects.extend(part.rejects);
+                read.rows += part.rows;
+            }
+            Ok::<_, Error>(read)
+        })?
+    };
+    if read.rows == 0 && read.rejects.is_empty() {
+        tracing::warn!(file = file_name, "Zeek log holds no data rows");
+    }
+    Ok(read)
+}
+
+/// Inputs at least this large are split into chunks parsed in parallel.
+const PARALLEL_MIN_BYTES: usize = 8 << 20;
+
+/// A run of whole lines of the input and the physical number of its first line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Chunk {
+    start: usize,
+    end: usize,
+    first_line: u64,
+}
+
+/// Splits the input at line starts into one chunk per core (one chunk for
+/// small inputs).
+fn plan_chunks(bytes: &[u8]) -> Vec<Chunk> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let wanted = if bytes.len() < PARALLEL_MIN_BYTES {
+        1
+    } else {
+        cores.min(bytes.len() / (PARALLEL_MIN_BYTES / 2)).max(1)
+    };
+    let mut chunks = Vec::with_capacity(wanted);
+    let mut start = 0;
+    let mut first_line = 1u64;
+    for k in 1..=wanted {
+        if start >= bytes.len() {
+            break;
+        }
+        let end = if k == wanted {
+            bytes.len()
+        } else {
+            let target = (bytes.len() / wanted * k).max(start);
+            memchr::memchr(b'\n', &bytes[target..]).map_or(bytes.len(), |i| target + i + 1)
+        };
+        chunks.push(Chunk {
+            start,
+            end,
+            first_line,
+        });
+        // A plain counting loop vectorises; this costs far less than parsing.
+        first_line += bytes[start..end].iter().filter(|&&b| b == b'\n').count() as u64;
+        start = end;
+    }
+    if chunks.is_empty() {
+        chunks.push(Chunk {
+            start: 0,
+            end: bytes.len(),
+            first_line: 1,
+        });
+    }
+    chunks
+}
+
+fn parse_chunk(
+    file_name: &str,
+    bytes: &[u8],
+    format: Format,
+    chunk: &Chunk,
+    opts: &ZeekReadOptions,
+) -> Result<ZeekRead> {
+    let part = &bytes[chunk.start..chunk.end];
+    let mut sink = RowSink::new(file_name, opts, part.len());
+    match format {
+        Format::Tsv => {
+            let header = zeek_tsv::header_before(bytes, chunk.start, file_name);
+            zeek_tsv::parse(part, chunk.first_line, header, &mut sink)?;
+        }
+        Format::Json => zeek_json::parse(part, chunk.first_line, &mut sink)?,
     }
     sink.finish()
 }
@@ -219,6 +314,7 @@ fn gunzip(file_name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+#[derive(Debug, Clone, Copy)]
 enum Format {
     Tsv,
     Json,
@@ -651,9 +747,6 @@ impl<'f> RowSink<'f> {
 
     fn finish(mut self) -> Result<ZeekRead> {
         self.flush()?;
-        if self.rows == 0 && self.rejects.is_empty() {
-            tracing::warn!(file = self.file, "Zeek log holds no data rows");
-        }
         Ok(ZeekRead {
             batches: self.batches,
             rejects: self.rejects,
@@ -666,6 +759,37 @@ impl<'f> RowSink<'f> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_split_at_line_starts_and_count_lines() {
+        let line = b"1.0\tC1\t10.0.0.1\n";
+        let mut bytes = Vec::new();
+        while bytes.len() < 3 * PARALLEL_MIN_BYTES {
+            bytes.extend_from_slice(line);
+        }
+        let chunks = plan_chunks(&bytes);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(chunks.len(), cores.min(6));
+        assert_eq!(chunks[0].start, 0);
+        assert_eq!(chunks.last().map(|c| c.end), Some(bytes.len()));
+        for pair in chunks.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+            assert_eq!(bytes[pair[1].start - 1], b'\n');
+            let lines_before = bytes[..pair[1].start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            assert_eq!(pair[1].first_line, lines_before as u64 + 1);
+        }
+        assert_eq!(
+            plan_chunks(b"#x\n"),
+            vec![Chunk {
+                start: 0,
+                end: 3,
+                first_line: 1
+            }]
+        );
+    }
 
     #[test]
     fn counts_parse_fast_and_strictly() {

@@ -15,11 +15,12 @@ use crate::zeek::{
     TUNNEL_PARENTS,
 };
 
-/// Parses a whole JSON-lines log into `sink`.
-pub(crate) fn parse(bytes: &[u8], sink: &mut RowSink<'_>) -> Result<()> {
+/// Parses a run of whole JSON lines into `sink`; `first_line` is the
+/// physical line number of its first line.
+pub(crate) fn parse(bytes: &[u8], first_line: u64, sink: &mut RowSink<'_>) -> Result<()> {
     let whole = std::str::from_utf8(bytes).ok();
     let mut row = RowBuf::new();
-    let mut line_no = 0u64;
+    let mut line_no = first_line - 1;
     let mut pos = 0usize;
     while pos < bytes.len() {
         let start = pos;

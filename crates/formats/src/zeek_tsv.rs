@@ -30,8 +30,8 @@ enum Target {
 }
 
 /// The header state in force for the data lines that follow it.
-#[derive(Debug)]
-struct Header {
+#[derive(Debug, Clone)]
+pub(crate) struct Header {
     separator: String,
     set_separator: String,
     empty_field: String,
@@ -254,14 +254,41 @@ fn cell_error(name: &str, cell: &str, kind: Kind, col: usize) -> String {
     format!("{name}: expected {}, found {cell:?}", expected(kind, col))
 }
 
-/// Parses a whole TSV log into `sink`.
-pub(crate) fn parse(bytes: &[u8], sink: &mut RowSink<'_>) -> Result<()> {
-    // One validation for the whole file; per-line only when it fails.
-    let whole = std::str::from_utf8(bytes).ok();
+/// The header state in force at byte `offset` (a line start) of a log:
+/// every `#` line before it applied in order. Header errors are left to the
+/// chunk holding the faulty line, which reports them in file order.
+pub(crate) fn header_before(bytes: &[u8], offset: usize, file: &str) -> Header {
     let mut header = Header::default();
+    let before = &bytes[..offset];
+    let starts = (before.first() == Some(&b'#'))
+        .then_some(0)
+        .into_iter()
+        .chain(memchr::memmem::find_iter(before, b"\n#").map(|i| i + 1));
+    for start in starts {
+        let end = memchr::memchr(b'\n', &before[start..]).map_or(before.len(), |i| start + i);
+        let line = before[start..end]
+            .strip_suffix(b"\r")
+            .unwrap_or(&before[start..end]);
+        if let Ok(line) = std::str::from_utf8(line) {
+            let _ignored = header.apply(line, file, 0);
+        }
+    }
+    header
+}
+
+/// Parses a run of whole TSV lines into `sink`; `first_line` is the physical
+/// line number of its first line and `header` the header state in force there.
+pub(crate) fn parse(
+    bytes: &[u8],
+    first_line: u64,
+    mut header: Header,
+    sink: &mut RowSink<'_>,
+) -> Result<()> {
+    // One validation for the whole chunk; per-line only when it fails.
+    let whole = std::str::from_utf8(bytes).ok();
     let mut cells: Vec<&str> = Vec::with_capacity(32);
     let mut row = RowBuf::new();
-    let mut line_no = 0u64;
+    let mut line_no = first_line - 1;
     let mut pos = 0usize;
 
     while pos < bytes.len() {
@@ -384,6 +411,20 @@ mod tests {
         cells.clear();
         split_line("\u{8}\n\u{89}é\tü\t\t1234567\tx", b'\t', &mut cells);
         assert_eq!(cells, vec!["\u{8}\n\u{89}é", "ü", "", "1234567", "x"]);
+    }
+
+    #[test]
+    fn header_state_is_rebuilt_for_a_chunk() {
+        let log =
+            b"#separator \\x2c\n#set_separator\t|\n#fields,ts,uid\n1,a\n#fields,uid,ts\nb,2\n";
+        let second_block = log.len() - b"b,2\n".len();
+        let header = header_before(log, second_block, "f");
+        assert_eq!(header.separator, ",");
+        assert_eq!(
+            header.fields.map(|(names, _)| names),
+            Some(vec!["uid".to_string(), "ts".to_string()])
+        );
+        assert!(header_before(log, 0, "f").fields.is_none());
     }
 
     #[test]

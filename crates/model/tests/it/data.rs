@@ -310,8 +310,3 @@ pub fn labels(input: &[RecordBatch]) -> Vec<i64> {
 pub fn rows(input: &[RecordBatch]) -> usize {
     input.iter().map(|b| b.num_rows()).sum()
 }
-
-/// Column `name` of the first batch as a dynamic array (for type checks).
-pub fn column<'a>(b: &'a RecordBatch, name: &str) -> &'a dyn Array {
-    b.column_by_name(name).unwrap().as_ref()
-}

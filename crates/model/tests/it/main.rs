@@ -566,11 +566,15 @@ fn class_weight_and_early_stopping_settings_take_effect() {
     assert_ne!(scored_rows(&out.scored), scored_rows(&unweighted.scored));
 }
 
-/// 2M rows, 30 features, 1620 positive flows x 256 copies (the UWF shape).
-/// `cargo test --release -p zeekml-model -- --ignored --nocapture two_million`
+/// 2M rows, 26 features, 1620 positive flows x 256 copies (the UWF shape).
+/// `ZEEKML_BENCH_THREADS=2 cargo test --release -p zeekml-model --test it -- --ignored --nocapture two_million`
 #[test]
 #[ignore]
 fn two_million_rows_timing() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter("zeekml_model=info")
+        .try_init();
     let shape = Shape {
         negatives: 2_000_000 - 1620 * 256,
         positive_flows: 1620,
@@ -591,12 +595,16 @@ fn two_million_rows_timing() {
         rss_mb()
     );
     let mut s = spec();
-    s.params.num_threads = 0;
-    let t = Instant::now();
+    s.params.num_threads = std::env::var("ZEEKML_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let (t, cpu) = (Instant::now(), cpu_seconds());
     let out = train(&s, &input);
     eprintln!(
-        "train_and_evaluate: {:.2}s; peak RSS {} MB",
+        "train_and_evaluate: {:.2}s wall, {:.2}s CPU; peak RSS {} MB",
         t.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu,
         peak_rss_mb()
     );
     for (split, row) in metrics(&out) {
@@ -606,13 +614,33 @@ fn two_million_rows_timing() {
             row["train_seconds"], row["rows"], row["roc_auc"], row["f1"]
         );
     }
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_seconds());
     let scores = out.deployed.score(&input).unwrap();
     eprintln!(
-        "SavedModel::score on {} rows: {:.2}s",
+        "SavedModel::score on {} rows: {:.2}s wall, {:.2}s CPU",
         scores.len(),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu
     );
+}
+
+/// User + system CPU seconds of this process, from /proc (ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // utime and stime: fields 14 and 15, i.e. 12th and 13th after the name.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn status_mb(key: &str) -> u64 {
