@@ -25,7 +25,7 @@ fn generated_data_runs_through_every_stage_idempotently() {
     assert_eq!(
         scalar(
             &wh,
-            "SELECT count(*) FROM (SELECT uid, count(*) c FROM labeled WHERE label = 1 GROUP BY uid) WHERE c <> 256"
+            "SELECT count(*) FROM (SELECT uid, count(*) c FROM features WHERE label = 1 GROUP BY uid) WHERE c <> 256"
         ),
         "0"
     );
@@ -96,8 +96,30 @@ fn stage_selection_runs_a_subset() {
         .arg(&wh)
         .assert()
         .success();
-    assert_eq!(scalar(&wh, "SELECT count(*) FROM labeled"), "3000");
+    // `labeled` is a view: nothing written, recorded as such.
+    assert!(!wh.join("labeled").exists());
     assert!(!wh.join("features").exists());
+    assert_eq!(
+        scalar(&wh, "SELECT outputs FROM runs WHERE stage = 'labeled'"),
+        "labeled (view)"
+    );
+    // `features` alone computes the view from `clean`.
+    zeekml()
+        .args([
+            "run",
+            "pipelines/uwf_recon.toml",
+            "--only",
+            "features",
+            "--warehouse",
+        ])
+        .arg(&wh)
+        .assert()
+        .success();
+    assert_eq!(scalar(&wh, "SELECT count(*) FROM features"), "3000");
+    assert_eq!(
+        scalar(&wh, "SELECT rows_in FROM runs WHERE stage = 'features'"),
+        "3000"
+    );
     // A stage whose input is missing fails with a clear message.
     let tmp2 = tempfile::tempdir().expect("tempdir");
     let out = zeekml()
@@ -113,7 +135,8 @@ fn stage_selection_runs_a_subset() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("table 'labeled' not found"), "{err}");
+    assert!(err.contains("table 'clean' not found"), "{err}");
+    assert_eq!(err.matches("not found").count(), 1, "{err}");
 }
 
 #[test]

@@ -206,4 +206,13 @@ pub enum Error {
         /// Features in the card.
         in_card: usize,
     },
+    /// The pure-Rust predictor ([`crate::Forest`]) cannot use a model text,
+    /// or an input does not fit the model.
+    #[error("{context}: {reason}")]
+    Forest {
+        /// Model, or `forest` when the caller named none.
+        context: String,
+        /// What is wrong, with the model text line when there is one.
+        reason: String,
+    },
 }

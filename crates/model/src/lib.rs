@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod forest;
 mod hash;
 pub mod metrics;
 mod saved;
@@ -18,8 +19,9 @@ mod table;
 mod train;
 
 pub use error::{Error, Result};
+pub use forest::Forest;
 pub use saved::{
     FeatureSource, FeatureStage, ModelCard, SavedModel, CARD_FILE, LIGHTGBM3_VERSION, MODEL_FILE,
 };
-pub use spec::{ClassWeight, LgbmParams, SplitKind, TrainSpec};
+pub use spec::{ClassWeight, LgbmParams, SplitKind, Threshold, ThresholdRule, TrainSpec};
 pub use train::{train_and_evaluate, TrainOutcome};

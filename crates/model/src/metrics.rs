@@ -80,6 +80,37 @@ pub fn pr_auc(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Optio
     Some(ap)
 }
 
+/// The threshold that maximises F1 when scores at or above it are called
+/// positive, with that F1. The threshold sits halfway between the lowest
+/// score kept and the next lower score, so that scores close to the cut on
+/// new data fall on the side the data supported. `None` without positives.
+pub fn best_f1_threshold(scores: &[f64], labels: &[bool]) -> Option<(f64, f64)> {
+    let positives = labels.iter().filter(|&&l| l).count() as f64;
+    if positives == 0.0 || labels.len() != scores.len() {
+        return None;
+    }
+    let idx = descending(scores);
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut best: Option<(f64, f64)> = None;
+    for (k, &i) in idx.iter().enumerate() {
+        if labels[i] {
+            tp += 1.0;
+        } else {
+            fp += 1.0;
+        }
+        let next = idx.get(k + 1).map(|&j| scores[j]);
+        if next == Some(scores[i]) {
+            continue;
+        }
+        let f1 = 2.0 * tp / (tp + fp + positives);
+        if best.is_none_or(|(_, b)| f1 > b) {
+            let cut = next.map_or(scores[i], |n| n + (scores[i] - n) / 2.0);
+            best = Some((cut, f1));
+        }
+    }
+    best
+}
+
 /// Confusion counts at a threshold; a score at or above it is positive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Confusion {
@@ -256,5 +287,26 @@ mod tests {
         // precision 1, recall 1/3 -> f1 = 2 * 1/3 / (4/3) = 0.5
         let c = confusion(&scores, &labels, 0.7);
         close(f1(&c), 0.5);
+    }
+
+    #[test]
+    fn best_f1_threshold_by_hand() {
+        // Descending: 0.8(1) 0.6(0) 0.5(1) 0.4(0) 0.35(1) 0.1(0); 3 positives.
+        // F1 after each: 0.8 -> 2/4, 0.6 -> 2/5, 0.5 -> 4/6, 0.4 -> 4/7,
+        // 0.35 -> 6/8 (best), 0.1 -> 6/9.
+        let scores = [0.1, 0.4, 0.35, 0.8, 0.5, 0.6];
+        let labels = b(&[0, 0, 1, 1, 1, 0]);
+        let (t, f) = best_f1_threshold(&scores, &labels).unwrap();
+        close(f, 0.75);
+        // Halfway between 0.35 and the next lower score 0.1.
+        close(t, 0.225);
+        let c = confusion(&scores, &labels, t);
+        close(f1(&c), f);
+        // A tie is one cut: [0.9(1), 0.5(1), 0.5(0)] keeps 0.9 alone (F1 0.67)
+        // or both 0.5s (F1 0.8).
+        let (t, f) = best_f1_threshold(&[0.9, 0.5, 0.5], &b(&[1, 1, 0])).unwrap();
+        close(f, 0.8);
+        close(t, 0.5);
+        assert_eq!(best_f1_threshold(&[0.2, 0.3], &b(&[0, 0])), None);
     }
 }

@@ -38,9 +38,10 @@ pub struct TrainSpec {
     /// Seed of the split assignment and of LightGBM.
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Scores at or above this are predicted positive.
-    #[serde(default = "default_threshold")]
-    pub threshold: f64,
+    /// Scores at or above the threshold are predicted positive: a fixed
+    /// number, or `"best_f1"` to choose it on the validation side.
+    #[serde(default)]
+    pub threshold: Threshold,
     /// LightGBM settings.
     #[serde(default)]
     pub params: LgbmParams,
@@ -120,6 +121,10 @@ pub struct LgbmParams {
     pub class_weight: ClassWeight,
     /// Threads for LightGBM; 0 means one per core.
     pub num_threads: usize,
+    /// Any other LightGBM training parameter, passed through as written
+    /// (e.g. `neg_bagging_fraction`, `use_quantized_grad`). Parameters that
+    /// the fields above or zeekml itself control are refused here.
+    pub lightgbm: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for LgbmParams {
@@ -135,6 +140,7 @@ impl Default for LgbmParams {
             lambda_l2: 0.0,
             class_weight: ClassWeight::IsUnbalance,
             num_threads: 0,
+            lightgbm: Default::default(),
         }
     }
 }
@@ -151,6 +157,71 @@ impl LgbmParams {
         resolve_threads(self.num_threads)
     }
 }
+
+/// LightGBM parameters (and aliases) that zeekml sets itself or exposes as
+/// typed fields of [`LgbmParams`].
+const RESERVED_PARAMS: &[&str] = &[
+    "objective",
+    "application",
+    "app",
+    "metric",
+    "verbose",
+    "verbosity",
+    "num_iterations",
+    "num_iteration",
+    "n_iter",
+    "num_tree",
+    "num_trees",
+    "num_round",
+    "num_rounds",
+    "nrounds",
+    "num_boost_round",
+    "n_estimators",
+    "max_iter",
+    "learning_rate",
+    "shrinkage_rate",
+    "eta",
+    "num_leaves",
+    "num_leaf",
+    "max_leaves",
+    "max_leaf",
+    "max_leaf_nodes",
+    "min_data_in_leaf",
+    "min_data_per_leaf",
+    "min_data",
+    "min_child_samples",
+    "min_samples_leaf",
+    "feature_fraction",
+    "sub_feature",
+    "colsample_bytree",
+    "lambda_l2",
+    "reg_lambda",
+    "lambda",
+    "l2_regularization",
+    "seed",
+    "random_seed",
+    "random_state",
+    "deterministic",
+    "num_threads",
+    "num_thread",
+    "nthread",
+    "nthreads",
+    "n_jobs",
+    "early_stopping_rounds",
+    "early_stopping_round",
+    "early_stopping",
+    "n_iter_no_change",
+    "is_unbalance",
+    "unbalance",
+    "unbalanced_sets",
+    "scale_pos_weight",
+    "task",
+    "config",
+    "data",
+    "valid",
+    "input_model",
+    "output_model",
+];
 
 pub(crate) fn resolve_threads(n: usize) -> usize {
     if n > 0 {
@@ -183,8 +254,37 @@ fn default_seed() -> u64 {
     42
 }
 
-fn default_threshold() -> f64 {
-    0.5
+/// How the decision threshold of each split's model is set.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum Threshold {
+    /// The same number for every split.
+    Fixed(f64),
+    /// Chosen per split on its validation side, never on the test side.
+    Rule(ThresholdRule),
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Threshold::Fixed(0.5)
+    }
+}
+
+/// A rule that picks the threshold from validation scores.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdRule {
+    /// The threshold of highest F1 on the validation rows.
+    BestF1,
+}
+
+impl ThresholdRule {
+    /// The name written in the metrics table.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThresholdRule::BestF1 => "best_f1_on_valid",
+        }
+    }
 }
 
 impl TrainSpec {
@@ -205,7 +305,7 @@ impl TrainSpec {
             deploy_split: SplitKind::default(),
             test_fraction: default_test_fraction(),
             seed: default_seed(),
-            threshold: default_threshold(),
+            threshold: Threshold::default(),
             params: LgbmParams::default(),
         }
     }
@@ -241,8 +341,17 @@ impl TrainSpec {
                 format!("{} is not in [0, 1)", self.test_fraction),
             );
         }
-        if !(0.0..=1.0).contains(&self.threshold) {
-            return bad("threshold", format!("{} is not in [0, 1]", self.threshold));
+        if let Threshold::Fixed(t) = self.threshold {
+            if !(0.0..=1.0).contains(&t) {
+                return bad("threshold", format!("{t} is not in [0, 1]"));
+            }
+        }
+        if matches!(self.threshold, Threshold::Rule(_)) && !(self.params.valid_fraction > 0.0) {
+            return bad(
+                "threshold",
+                "a chosen threshold needs a validation side: set params.valid_fraction above 0"
+                    .to_string(),
+            );
         }
         if self.splits.is_empty() {
             return bad("splits", "at least one split is needed".to_string());
@@ -275,6 +384,16 @@ impl TrainSpec {
             }
         }
         let p = &self.params;
+        if let Some(key) = p
+            .lightgbm
+            .keys()
+            .find(|k| RESERVED_PARAMS.contains(&k.as_str()))
+        {
+            return bad(
+                "params.lightgbm",
+                format!("`{key}` is set by zeekml or by a field of [params], not here"),
+            );
+        }
         if p.num_leaves < 2 {
             return bad("params.num_leaves", format!("{} is below 2", p.num_leaves));
         }

@@ -180,6 +180,56 @@ impl<'a> Num<'a> {
         }
     }
 
+    /// Calls `f(key, value)` for each `(key, row)` of `rows`, `None` for
+    /// null. The type is matched once, outside the loop, which is what makes
+    /// whole-column passes cheap.
+    #[inline]
+    pub fn for_each<K>(
+        &self,
+        rows: impl Iterator<Item = (K, usize)>,
+        mut f: impl FnMut(K, Option<f64>),
+    ) {
+        macro_rules! each {
+            ($a:expr) => {{
+                let values = $a.values();
+                if $a.null_count() == 0 {
+                    for (k, i) in rows {
+                        f(k, Some(values[i] as f64));
+                    }
+                } else {
+                    for (k, i) in rows {
+                        f(k, (!$a.is_null(i)).then(|| values[i] as f64));
+                    }
+                }
+            }};
+        }
+        match self {
+            Num::F64(a) => each!(a),
+            Num::F32(a) => each!(a),
+            Num::I64(a) => each!(a),
+            Num::I32(a) => each!(a),
+            Num::I16(a) => each!(a),
+            Num::I8(a) => each!(a),
+            Num::U64(a) => each!(a),
+            Num::U32(a) => each!(a),
+            Num::U16(a) => each!(a),
+            Num::U8(a) => each!(a),
+            Num::Bool(a) => {
+                let values = a.values();
+                let one = |b: bool| if b { 1.0 } else { 0.0 };
+                if a.null_count() == 0 {
+                    for (k, i) in rows {
+                        f(k, Some(one(values.value(i))));
+                    }
+                } else {
+                    for (k, i) in rows {
+                        f(k, (!a.is_null(i)).then(|| one(values.value(i))));
+                    }
+                }
+            }
+        }
+    }
+
     /// The value LightGBM sees: f32 (in training and scoring alike, which
     /// halves the dense buffers; LightGBM bins every feature into at most
     /// 255 bins anyway), NaN for null (LightGBM's missing value).
@@ -264,23 +314,27 @@ impl<'a> Features<'a> {
                 let start = table.start(b);
                 let out = &mut h[start..table.start(b + 1)];
                 let check = col.is_float();
-                for (i, slot) in out.iter_mut().enumerate() {
-                    let bits = match col.get(i) {
+                let mut bad: Option<(usize, f64)> = None;
+                col.for_each((0..out.len()).map(|i| (i, i)), |i, v| {
+                    let bits = match v {
                         None => hash::NULL,
                         Some(v) => {
                             let x = v as f32;
-                            if check && !x.is_finite() {
-                                return Err(Error::NonFiniteFeature {
-                                    context: table.context.clone(),
-                                    column: self.names[f].clone(),
-                                    value: v,
-                                    row: table.describe_row(start + i),
-                                });
+                            if check && !x.is_finite() && bad.is_none() {
+                                bad = Some((i, v));
                             }
                             u64::from(hash::f32_bits(x))
                         }
                     };
-                    *slot = hash::add(*slot, bits);
+                    out[i] = hash::add(out[i], bits);
+                });
+                if let Some((i, value)) = bad {
+                    return Err(Error::NonFiniteFeature {
+                        context: table.context.clone(),
+                        column: self.names[f].clone(),
+                        value,
+                        row: table.describe_row(start + i),
+                    });
                 }
             }
         }
@@ -299,18 +353,37 @@ impl<'a> Features<'a> {
     /// Row-major `rows.len() x features` buffer of the given global rows.
     pub fn gather_row_major(&self, table: &Table<'_>, rows: &[u32], out: &mut Vec<f32>) {
         let nf = self.len();
+        self.gather(table, rows, out, |k, f| k * nf + f);
+    }
+
+    /// Column-major `features x rows.len()` buffer of the given global rows.
+    pub fn gather_col_major(&self, table: &Table<'_>, rows: &[u32], out: &mut Vec<f32>) {
+        let n = rows.len();
+        self.gather(table, rows, out, |k, f| f * n + k);
+    }
+
+    fn gather(
+        &self,
+        table: &Table<'_>,
+        rows: &[u32],
+        out: &mut Vec<f32>,
+        at: impl Fn(usize, usize) -> usize,
+    ) {
         out.clear();
-        out.resize(rows.len() * nf, 0.0);
-        let locs: Vec<(u32, u32)> = rows
-            .iter()
-            .map(|&r| {
-                let (b, i) = table.locate(r as usize);
-                (b as u32, i as u32)
-            })
-            .collect();
+        out.resize(rows.len() * self.len(), 0.0);
+        // Positions in `rows` grouped by batch, so that each column is read
+        // batch by batch with its type matched once.
+        let mut by_batch: Vec<Vec<(u32, u32)>> = vec![Vec::new(); table.batches.len()];
+        for (k, &r) in rows.iter().enumerate() {
+            let (b, i) = table.locate(r as usize);
+            by_batch[b].push((k as u32, i as u32));
+        }
         for (f, per_batch) in self.cols.iter().enumerate() {
-            for (k, &(b, i)) in locs.iter().enumerate() {
-                out[k * nf + f] = per_batch[b as usize].feature(i as usize);
+            for (col, pairs) in per_batch.iter().zip(&by_batch) {
+                col.for_each(
+                    pairs.iter().map(|&(k, i)| (k as usize, i as usize)),
+                    |k, v| out[at(k, f)] = v.map_or(f32::NAN, |v| v as f32),
+                );
             }
         }
     }
@@ -321,10 +394,22 @@ impl<'a> Features<'a> {
         out.clear();
         out.resize((to - from) * nf, 0.0);
         for (f, per_batch) in self.cols.iter().enumerate() {
-            let col = per_batch[b];
-            for (k, i) in (from..to).enumerate() {
-                out[k * nf + f] = col.feature(i);
-            }
+            per_batch[b].for_each((from..to).map(|i| (i - from, i)), |k, v| {
+                out[k * nf + f] = v.map_or(f32::NAN, |v| v as f32)
+            });
+        }
+    }
+
+    /// Column-major buffer of rows `from..to` of batch `b`.
+    pub fn batch_col_major(&self, b: usize, from: usize, to: usize, out: &mut Vec<f32>) {
+        let n = to - from;
+        out.clear();
+        out.resize(n * self.len(), 0.0);
+        for (f, per_batch) in self.cols.iter().enumerate() {
+            let dst = &mut out[f * n..(f + 1) * n];
+            per_batch[b].for_each((from..to).map(|i| (i - from, i)), |k, v| {
+                dst[k] = v.map_or(f32::NAN, |v| v as f32)
+            });
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::metrics;
 use crate::saved::{
     predict_params, FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK,
 };
-use crate::spec::{ClassWeight, SplitKind, TrainSpec};
+use crate::spec::{ClassWeight, SplitKind, Threshold, ThresholdRule, TrainSpec};
 use crate::split::{self, SIDE_NAMES, TEST, TRAIN, VALID};
 use crate::table::{hash_column_into, hash_values, read_labels, read_times, Features, Table};
 
@@ -61,6 +61,7 @@ struct MetricsRow {
     recall: f64,
     f1: f64,
     threshold: f64,
+    threshold_rule: String,
     tp: i64,
     fp: i64,
     tn: i64,
@@ -246,6 +247,9 @@ fn lightgbm_params(spec: &TrainSpec, early_stopping: Option<u32>) -> serde_json:
     if let Some(rounds) = early_stopping {
         v["early_stopping_rounds"] = rounds.into();
     }
+    for (key, value) in &p.lightgbm {
+        v[key.as_str()] = value.clone();
+    }
     v
 }
 
@@ -333,9 +337,16 @@ impl Ctx<'_, '_, '_> {
             }
             None => None,
         };
+        let prepared = started.elapsed().as_secs_f64();
         let booster =
             Booster::train_with_valid(train_ds, valid_ds, &lightgbm_params(self.spec, early))
                 .map_err(self.lgbm(split, "train"))?;
+        info!(
+            split = %split,
+            datasets_seconds = prepared,
+            boosting_seconds = started.elapsed().as_secs_f64() - prepared,
+            "fitted"
+        );
         Ok(Fitted {
             best_iteration: i64::from(booster.num_iterations()),
             booster,
@@ -377,7 +388,8 @@ impl Ctx<'_, '_, '_> {
         ts: Option<&[f64]>,
     ) -> Vec<u8> {
         let s = self.spec;
-        let vf = if s.params.early_stopping().is_some() {
+        let vf = if s.params.early_stopping().is_some() || matches!(s.threshold, Threshold::Rule(_))
+        {
             s.params.valid_fraction
         } else {
             0.0
@@ -394,9 +406,41 @@ impl Ctx<'_, '_, '_> {
     }
 }
 
+/// The decision threshold of one split's model and the rule that set it.
+fn choose_threshold(
+    spec: &TrainSpec,
+    split: SplitKind,
+    sides: &[u8],
+    labels: &[u8],
+    scores: &[f64],
+) -> Result<(f64, &'static str)> {
+    match spec.threshold {
+        Threshold::Fixed(t) => Ok((t, "fixed")),
+        Threshold::Rule(rule @ ThresholdRule::BestF1) => {
+            let (mut s, mut l) = (Vec::new(), Vec::new());
+            for i in 0..sides.len() {
+                if sides[i] == VALID {
+                    s.push(scores[i]);
+                    l.push(labels[i] == 1);
+                }
+            }
+            let (t, f1) = metrics::best_f1_threshold(&s, &l).ok_or_else(|| Error::InvalidSpec {
+                context: format!("{}, split {split}", spec.context()),
+                field: "threshold",
+                reason: format!(
+                    "the validation side ({} rows) holds no positive rows to choose a threshold on",
+                    s.len()
+                ),
+            })?;
+            info!(split = %split, threshold = t, valid_f1 = f1, "chose the threshold");
+            Ok((t, rule.name()))
+        }
+    }
+}
+
 fn evaluate(
     split: SplitKind,
-    spec: &TrainSpec,
+    (threshold, rule): (f64, &str),
     sides: &[u8],
     labels: &[u8],
     scores: &[f64],
@@ -409,7 +453,7 @@ fn evaluate(
             l.push(labels[i] == 1);
         }
     }
-    let c = metrics::confusion(&s, &l, spec.threshold);
+    let c = metrics::confusion(&s, &l, threshold);
     MetricsRow {
         split: split.to_string(),
         model: MODEL_KIND.to_string(),
@@ -421,7 +465,8 @@ fn evaluate(
         precision: metrics::precision(&c),
         recall: metrics::recall(&c),
         f1: metrics::f1(&c),
-        threshold: spec.threshold,
+        threshold,
+        threshold_rule: rule.to_string(),
         tp: c.tp as i64,
         fp: c.fp as i64,
         tn: c.tn as i64,
@@ -459,6 +504,7 @@ fn metrics_batch(rows: &[MetricsRow]) -> Result<RecordBatch> {
         ("recall", float(|r| r.recall)),
         ("f1", float(|r| r.f1)),
         ("threshold", float(|r| r.threshold)),
+        ("threshold_rule", utf8(|r| &r.threshold_rule)),
         ("tp", int(|r| r.tp)),
         ("fp", int(|r| r.fp)),
         ("tn", int(|r| r.tn)),
@@ -581,7 +627,8 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
         let fitted = ctx.fit(split, &sides, is_deployed)?;
         let predict_started = Instant::now();
         let scores = ctx.predict(split, &fitted.booster)?;
-        let row = evaluate(split, spec, &sides, &labels, &scores, &fitted);
+        let threshold = choose_threshold(spec, split, &sides, &labels, &scores)?;
+        let row = evaluate(split, threshold, &sides, &labels, &scores, &fitted);
         info!(
             split = %split,
             train_rows = fitted.train_rows,
@@ -637,7 +684,7 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
                     label: spec.label.clone(),
                     params: spec.params.clone(),
                     split: split.to_string(),
-                    threshold: spec.threshold,
+                    threshold: threshold.0,
                     train_rows: fitted.train_rows as u64,
                     training_fingerprint: fitted.fingerprint.clone().unwrap_or_default(),
                     metrics: serde_json::to_value(&row).unwrap_or(serde_json::Value::Null),
@@ -654,6 +701,7 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             &label_arrays,
             &sides,
             &scores,
+            threshold.0,
         )?);
         metric_rows.push(row);
     }
@@ -738,6 +786,7 @@ fn scored_batches(
     labels: &[ArrayRef],
     sides: &[u8],
     scores: &[f64],
+    threshold: f64,
 ) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::with_capacity(input.len());
     let mut from = 0;
@@ -760,7 +809,7 @@ fn scored_batches(
         )));
         columns.push(Arc::new(Float64Array::from_iter_values(s.iter().copied())));
         columns.push(Arc::new(BooleanArray::from_iter(
-            s.iter().map(|&v| Some(v >= spec.threshold)),
+            s.iter().map(|&v| Some(v >= threshold)),
         )));
         out.push(
             RecordBatch::try_new(schema, columns).map_err(|source| Error::Arrow {

@@ -133,6 +133,14 @@ pub struct SqlSpec {
     /// Optional partition the result is written into.
     #[serde(default)]
     pub partition: Option<PartitionSpec>,
+    /// `false` makes the stage a view: nothing is written, and the stages
+    /// that read it compute it on the fly from its inputs.
+    #[serde(default = "yes")]
+    pub materialize: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Settings of a `score` stage.

@@ -260,10 +260,21 @@ async fn run_sql_stage(
     let stage = load_sql_stage(pipeline, spec)?;
     let mut rows_in = 0;
     for input in &stage.inputs {
-        wh.register(ctx, input).await?;
+        register_input(ctx, wh, pipeline, input).await?;
         rows_in += ctx.table(input.as_str()).await?.count().await? as u64;
     }
     let df = stage.plan(ctx, &pipeline.file.params).await?;
+    if !spec.materialize {
+        // Counting would run the query; the reading stage reports its rows.
+        ctx.deregister_table(spec.name.as_str())?;
+        ctx.register_table(spec.name.as_str(), df.into_view())?;
+        return Ok(StageOutcome {
+            inputs: stage.inputs.clone(),
+            outputs: vec![format!("{} (view)", spec.name)],
+            rows_in,
+            ..StageOutcome::default()
+        });
+    }
     let target = target_path(pipeline, &spec.name, spec.partition.as_ref())?;
     let rows_out = wh.write_df(df, &target).await?;
     wh.register(ctx, &spec.name).await?;
@@ -274,6 +285,31 @@ async fn run_sql_stage(
         rows_out,
         rejected: 0,
     })
+}
+
+/// Makes `table` queryable in `ctx`: a warehouse table, or a view stage of
+/// the pipeline planned (with its own inputs) from its SQL.
+pub(crate) async fn register_input(
+    ctx: &SessionContext,
+    wh: &Warehouse,
+    pipeline: &Pipeline,
+    table: &str,
+) -> Result<()> {
+    let view = pipeline.file.stages.iter().find_map(|s| match s {
+        StageSpec::Sql(s) if s.name == table && !s.materialize => Some(s),
+        _ => None,
+    });
+    let Some(spec) = view else {
+        return wh.register(ctx, table).await;
+    };
+    let stage = load_sql_stage(pipeline, spec)?;
+    for input in &stage.inputs {
+        Box::pin(register_input(ctx, wh, pipeline, input)).await?;
+    }
+    let df = stage.plan(ctx, &pipeline.file.params).await?;
+    ctx.deregister_table(table)?;
+    ctx.register_table(table, df.into_view())?;
+    Ok(())
 }
 
 /// The SQL stages, in pipeline order, that `table` is computed from

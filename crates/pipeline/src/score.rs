@@ -216,6 +216,7 @@ fn write_file(batch: &RecordBatch, out: &Path) -> Result<()> {
     let file = std::fs::File::create(&tmp).map_err(crate::error::io(&tmp))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_dictionary_enabled(false)
         .build();
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet)?;
     writer.write(batch).map_err(parquet)?;
@@ -245,7 +246,7 @@ pub(crate) async fn run_score_stage(
         )));
     }
     let model = load_model(&model_path).await?;
-    wh.register(ctx, &spec.input).await?;
+    crate::runner::register_input(ctx, wh, pipeline, &spec.input).await?;
     let input = ctx.table(spec.input.as_str()).await?;
     let rows_in = input.clone().count().await? as u64;
     // A fresh session keeps the replayed stage views from shadowing warehouse tables.

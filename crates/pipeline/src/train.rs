@@ -26,7 +26,7 @@ pub(crate) async fn run_train(
     index: usize,
     spec: &TrainSpec,
 ) -> Result<StageOutcome> {
-    wh.register(ctx, &spec.input).await?;
+    crate::runner::register_input(ctx, wh, pipeline, &spec.input).await?;
     let batches = ctx.table(spec.input.as_str()).await?.collect().await?;
     let rows_in: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let lineage = sql_lineage(pipeline, index, &spec.input)?;

@@ -2,6 +2,7 @@
 //! synthetic feature tables.
 
 mod data;
+mod forest;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -566,8 +567,58 @@ fn class_weight_and_early_stopping_settings_take_effect() {
     assert_ne!(scored_rows(&out.scored), scored_rows(&unweighted.scored));
 }
 
+#[test]
+fn best_f1_threshold_is_chosen_on_the_validation_side() {
+    let shape = Shape {
+        overlap: 0.3,
+        ..Shape::default()
+    };
+    let input = data::table(&shape);
+    let mut s = spec();
+    s.splits = vec![SplitKind::Dedup];
+    s.threshold = zeekml_model::Threshold::Rule(zeekml_model::ThresholdRule::BestF1);
+    let out = train(&s, &input);
+    let m = &out.metrics;
+    let rule = m
+        .column_by_name("threshold_rule")
+        .unwrap()
+        .as_string::<i32>();
+    assert_eq!(rule.value(0), "best_f1_on_valid");
+    let t = metrics(&out)["dedup"]["threshold"];
+    assert!(t > 0.0 && t < 1.0, "threshold {t}");
+    assert_eq!(out.deployed.card.threshold, t);
+
+    // Recompute the best validation F1 from the scored rows: the same cut.
+    let scored = scored_split(&out, "dedup");
+    let side = scored.column_by_name("side").unwrap().as_string::<i32>();
+    let score = scored
+        .column_by_name("score")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    let label = scored
+        .column_by_name("label")
+        .unwrap()
+        .as_primitive::<Int32Type>();
+    let (mut vs, mut vl) = (Vec::new(), Vec::new());
+    for i in 0..scored.num_rows() {
+        if side.value(i) == "valid" {
+            vs.push(score.value(i));
+            vl.push(label.value(i) == 1);
+        }
+        let predicted = scored.column_by_name("predicted").unwrap().as_boolean();
+        assert_eq!(predicted.value(i), score.value(i) >= t);
+    }
+    let (expected, _) = zeekml_model::metrics::best_f1_threshold(&vs, &vl).unwrap();
+    assert_eq!(t, expected);
+
+    // Without a validation side there is nothing to choose on.
+    s.params.valid_fraction = 0.0;
+    let err = train_and_evaluate(&s, &input).unwrap_err().to_string();
+    assert!(err.contains("valid_fraction"), "{err}");
+}
+
 /// 2M rows, 26 features, 1620 positive flows x 256 copies (the UWF shape).
-/// `ZEEKML_BENCH_THREADS=2 cargo test --release -p zeekml-model --test it -- --ignored --nocapture two_million`
+/// `ZEEKML_BENCH_THREADS=2 cargo test --release --workspace two_million -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn two_million_rows_timing() {
@@ -599,6 +650,10 @@ fn two_million_rows_timing() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    // Extra LightGBM parameters to try, as a JSON object.
+    if let Ok(extra) = std::env::var("ZEEKML_BENCH_PARAMS") {
+        s.params.lightgbm = serde_json::from_str(&extra).unwrap();
+    }
     let (t, cpu) = (Instant::now(), cpu_seconds());
     let out = train(&s, &input);
     eprintln!(
