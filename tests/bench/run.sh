@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 rows=${1:-2000000}
 work=${BENCH_DIR:-target/bench}
 mkdir -p "$work"
-cargo build --release -q -p zeekml-cli
+cargo build --release -q --workspace
 bin=target/release/zeekml
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 

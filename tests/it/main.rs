@@ -2,6 +2,7 @@
 //! real files in ../shared/realdata.
 
 mod bad_input;
+mod generate_tsv;
 mod pipeline;
 mod score;
 

@@ -33,7 +33,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write UWF-ZeekData22-shaped CSV part files (synthetic, seeded).
+    /// Write UWF-ZeekData22-shaped CSV part files, or the same connections as
+    /// native Zeek conn logs (synthetic, seeded).
     Generate {
         /// Total rows to write.
         #[arg(long, default_value_t = 2_000_000)]
@@ -47,6 +48,10 @@ pub enum Command {
         /// Number of part files.
         #[arg(long, default_value_t = 5)]
         parts: usize,
+        /// File layout: UWF CSV parts (labelled, for training) or Zeek TSV
+        /// conn logs (unlabelled, for scoring).
+        #[arg(long, value_enum, default_value_t = GenerateFormat::Csv)]
+        format: GenerateFormat,
     },
     /// Run a pipeline file's stages into the warehouse.
     Run {
@@ -107,6 +112,14 @@ pub enum Format {
     Table,
     Csv,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GenerateFormat {
+    /// `part-00000-<uuid>-c000.csv` like the UWF-ZeekData22 export.
+    Csv,
+    /// `conn-00000.log` like a Zeek sensor (TSV with `#` headers).
+    ZeekTsv,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

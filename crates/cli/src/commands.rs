@@ -3,7 +3,7 @@
 use anyhow::Context;
 use zeekml_pipeline::{InputFormat, OnBadRows, OutputFormat, RunOptions, ScoreOptions};
 
-use crate::cli::{Command, Format, InputKind};
+use crate::cli::{Command, Format, GenerateFormat, InputKind};
 
 pub async fn execute(command: Command) -> anyhow::Result<()> {
     match command {
@@ -12,10 +12,15 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
             out,
             seed,
             parts,
+            format,
         } => {
             let mut cfg = zeekml_generate::GenerateConfig::new(rows, &out);
             cfg.seed = seed;
             cfg.parts = parts;
+            cfg.format = match format {
+                GenerateFormat::Csv => zeekml_generate::OutputFormat::UwfCsv,
+                GenerateFormat::ZeekTsv => zeekml_generate::OutputFormat::ZeekTsv,
+            };
             let summary = tokio::task::spawn_blocking(move || zeekml_generate::generate(&cfg))
                 .await
                 .context("generator task")??;
@@ -24,8 +29,13 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
+            // Conn logs carry no labels; say what the rows would have been.
+            let (kind, labels_note) = match format {
+                GenerateFormat::Csv => ("CSV", ""),
+                GenerateFormat::ZeekTsv => ("Zeek TSV", "labels not written: "),
+            };
             println!(
-                "wrote {} rows in {} files to {} ({}; {} reconnaissance flows x 256) in {:.1}s",
+                "wrote {} rows in {} {kind} files to {} ({labels_note}{}; {} reconnaissance flows x 256) in {:.1}s",
                 summary.rows,
                 summary.files.len(),
                 out.display(),

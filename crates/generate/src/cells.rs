@@ -312,6 +312,49 @@ pub(crate) fn write_datetime(out: &mut Vec<u8>, ts: f64) {
     out.push(b'Z');
 }
 
+/// Writes `x` with exactly six decimals, as Zeek's ASCII writer prints
+/// `time` and `interval` values (`0.002280`, `3.000000`).
+pub(crate) fn write_fixed6(out: &mut Vec<u8>, x: f64) {
+    let mut text = StackBuf::new();
+    if write!(text, "{x:.6}").is_ok() {
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        // Only values beyond ~1e40 overflow the stack buffer.
+        out.extend_from_slice(format!("{x:.6}").as_bytes());
+    }
+}
+
+/// Writes epoch microseconds as Zeek writes `ts`: seconds with six decimals,
+/// straight from the integer so no digit depends on double rounding.
+pub(crate) fn write_ts_micros(out: &mut Vec<u8>, us: i64) {
+    if us < 0 {
+        out.push(b'-');
+    }
+    let abs = us.unsigned_abs();
+    write_u64(out, abs / 1_000_000);
+    out.push(b'.');
+    let mut digits = [b'0'; 6];
+    let mut rest = abs % 1_000_000;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.extend_from_slice(&digits);
+}
+
+/// Writes epoch seconds in the UTC form of Zeek's `#open` / `#close`
+/// header lines: `2022-02-07-00-00-00`.
+pub(crate) fn write_zeek_header_time(out: &mut Vec<u8>, secs: i64) {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    let (y, m, d) = civil_from_days(days);
+    write_i64(out, y);
+    for v in [m, d, sod / 3600, sod / 60 % 60, sod % 60] {
+        out.push(b'-');
+        write_2(out, v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,5 +451,27 @@ mod tests {
         out.clear();
         write_datetime(&mut out, 0.0);
         assert_eq!(out, b"1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn zeek_number_and_time_cells() {
+        let mut out = Vec::new();
+        write_ts_micros(&mut out, 1_644_465_509_979_958);
+        out.push(b' ');
+        write_ts_micros(&mut out, 1_644_400_000_000_001);
+        out.push(b' ');
+        write_ts_micros(&mut out, 19_981_745);
+        out.push(b' ');
+        write_fixed6(&mut out, 0.002279996871948242);
+        out.push(b' ');
+        write_fixed6(&mut out, 2.384185791015625E-7);
+        out.push(b' ');
+        write_fixed6(&mut out, 3.0);
+        out.push(b' ');
+        write_zeek_header_time(&mut out, 1_644_192_000);
+        assert_eq!(
+            String::from_utf8(out).unwrap_or_default(),
+            "1644465509.979958 1644400000.000001 19.981745 0.002280 0.000000 3.000000 2022-02-07-00-00-00"
+        );
     }
 }

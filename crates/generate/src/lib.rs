@@ -1,4 +1,5 @@
-//! Seeded generator of UWF-ZeekData22-shaped CSV part files.
+//! Seeded generator of UWF-ZeekData22-shaped CSV part files, or of the same
+//! connections as native Zeek conn logs ([`OutputFormat::ZeekTsv`]).
 //!
 //! The output mimics the Spark CSV export of UWF-ZeekData22: files named
 //! `part-00000-<uuid>-c000.csv`, the 23-column header in the export's order,
@@ -9,6 +10,12 @@
 //! comes in bursts from a few attacker hosts and overlaps benign traffic
 //! (DNS sweeps resemble client DNS), so a model cannot separate the classes
 //! perfectly once the duplicates are accounted for.
+//!
+//! [`OutputFormat::ZeekTsv`] writes what a sensor writes instead, so the
+//! native-log path (`zeekml score`) can be exercised at scale:
+//! `conn-00000.log`, ... with Zeek's header block, the 21 default conn
+//! fields, `-` for unset, `F` booleans, `(empty)` tunnel_parents and no
+//! labels (conn.log has none).
 //!
 //! The same [`GenerateConfig`] always produces byte-identical files: every
 //! random draw comes from this crate's own PRNG, keyed by the seed and the
@@ -33,7 +40,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 pub use error::{Error, Result};
-pub use flow::{HEADER, NULLABLE_COLUMNS};
+pub use flow::{HEADER, NULLABLE_COLUMNS, ZEEK_FIELDS, ZEEK_TYPES};
 
 use flow::Label;
 use rng::Rng;
@@ -51,6 +58,18 @@ const STREAM_ROW: u64 = 2;
 const STREAM_SHUFFLE: u64 = 3;
 const STREAM_FILE: u64 = 4;
 
+/// Layout of the generated files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// UWF-ZeekData22's Spark CSV export (`part-00000-<uuid>-c000.csv`),
+    /// labels included: what the training pipeline reads.
+    #[default]
+    UwfCsv,
+    /// Native Zeek conn logs in TSV (`conn-00000.log`, ...), no labels: what
+    /// a sensor writes and `zeekml score` reads.
+    ZeekTsv,
+}
+
 /// What to generate and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerateConfig {
@@ -62,6 +81,8 @@ pub struct GenerateConfig {
     pub parts: usize,
     /// Output directory, created if missing.
     pub out_dir: PathBuf,
+    /// File layout; the rows are the same in either.
+    pub format: OutputFormat,
 }
 
 impl GenerateConfig {
@@ -72,6 +93,7 @@ impl GenerateConfig {
             seed: 42,
             parts: 5,
             out_dir: out_dir.into(),
+            format: OutputFormat::UwfCsv,
         }
     }
 }
@@ -115,9 +137,17 @@ impl Plan {
     }
 }
 
-/// Name of part `part` of a dataset: `part-00000-<uuid>-c000.csv` like Spark
-/// (which numbers every file 00000), the uuid derived from the seed.
-fn part_file_name(seed: u64, part: usize) -> String {
+/// Name of part `part` of a dataset in `format`.
+fn part_file_name(seed: u64, part: usize, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::UwfCsv => csv_part_file_name(seed, part),
+        OutputFormat::ZeekTsv => format!("conn-{part:05}.log"),
+    }
+}
+
+/// `part-00000-<uuid>-c000.csv` like Spark (which numbers every file 00000),
+/// the uuid derived from the seed.
+fn csv_part_file_name(seed: u64, part: usize) -> String {
     let mut rng = Rng::for_item(seed, STREAM_FILE, part as u64);
     let (hi, lo) = (rng.next_u64(), rng.next_u64());
     // Shape of a version-4 UUID.
@@ -133,23 +163,35 @@ fn part_file_name(seed: u64, part: usize) -> String {
     )
 }
 
-fn is_part_file(name: &str) -> bool {
-    name.starts_with("part-") && name.ends_with(".csv")
+/// Prefix and suffix of the part files a format writes.
+fn part_pattern(format: OutputFormat) -> (&'static str, &'static str) {
+    match format {
+        OutputFormat::UwfCsv => ("part-", ".csv"),
+        OutputFormat::ZeekTsv => ("conn-", ".log"),
+    }
 }
 
-fn is_temp_part(name: &str) -> bool {
-    name.starts_with(".part-") && name.ends_with(".csv.tmp")
+fn is_part_file(name: &str, format: OutputFormat) -> bool {
+    let (prefix, suffix) = part_pattern(format);
+    name.starts_with(prefix) && name.ends_with(suffix)
+}
+
+fn is_temp_part(name: &str, format: OutputFormat) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".tmp"))
+        .is_some_and(|n| is_part_file(n, format))
 }
 
 /// Generates the dataset described by `cfg`.
 ///
-/// Existing `part-*.csv` files in `cfg.out_dir` are replaced: the new parts
-/// are first written under hidden temporary names (`.part-…csv.tmp`), and
-/// only once all of them are complete are old `part-*.csv` files removed and
-/// the new ones renamed into place. A failed run thus leaves the previous
-/// dataset as it was (and removes its own temporary files); other files in
-/// the directory are never touched.
-#[tracing::instrument(skip_all, fields(rows = cfg.rows, seed = cfg.seed, parts = cfg.parts))]
+/// Existing part files of the same format in `cfg.out_dir` (`part-*.csv`,
+/// or `conn-*.log`) are replaced: the new parts are first written under
+/// hidden temporary names (`.part-…csv.tmp`, `.conn-…log.tmp`), and only
+/// once all of them are complete are the old parts removed and the new ones
+/// renamed into place. A failed run thus leaves the previous dataset as it
+/// was (and removes its own temporary files); other files in the directory,
+/// including parts of the other format, are never touched.
+#[tracing::instrument(skip_all, fields(rows = cfg.rows, seed = cfg.seed, parts = cfg.parts, format = ?cfg.format))]
 pub fn generate(cfg: &GenerateConfig) -> Result<GenerateSummary> {
     let started = Instant::now();
     if cfg.parts == 0 {
@@ -169,11 +211,11 @@ pub fn generate(cfg: &GenerateConfig) -> Result<GenerateSummary> {
 
     let plan = Plan::for_rows(cfg.rows);
     tracing::info!(?plan, "planned rows");
-    let recon = recon::recon_lines(cfg.seed, plan.recon_flows as usize);
+    let recon = recon::recon_lines(cfg.seed, plan.recon_flows as usize, cfg.format);
     let slots = shuffled_slots(cfg.seed, &plan);
 
     let names: Vec<String> = (0..cfg.parts)
-        .map(|p| part_file_name(cfg.seed, p))
+        .map(|p| part_file_name(cfg.seed, p, cfg.format))
         .collect();
     let temps: Vec<PathBuf> = names
         .iter()
@@ -188,7 +230,7 @@ pub fn generate(cfg: &GenerateConfig) -> Result<GenerateSummary> {
         }
         return Err(e);
     }
-    replace_parts(&cfg.out_dir, &names, &temps, &finals)?;
+    replace_parts(&cfg.out_dir, cfg.format, &names, &temps, &finals)?;
 
     let mut rows_by_label = BTreeMap::new();
     for (label, n) in [
@@ -260,7 +302,7 @@ fn write_parts(
                         }
                         current.store(part, Ordering::Relaxed);
                         let range = (part * total / cfg.parts)..((part + 1) * total / cfg.parts);
-                        write_part(cfg.seed, plan, recon, &slots[range], &temps[part])?;
+                        write_part(cfg, plan, recon, &slots[range], &temps[part])?;
                     }
                 })
             })
@@ -280,7 +322,13 @@ fn write_parts(
     })
 }
 
-fn write_part(seed: u64, plan: &Plan, recon: &[Vec<u8>], slots: &[u32], path: &Path) -> Result<()> {
+fn write_part(
+    cfg: &GenerateConfig,
+    plan: &Plan,
+    recon: &[Vec<u8>],
+    slots: &[u32],
+    path: &Path,
+) -> Result<()> {
     const FLUSH_AT: usize = 1 << 20;
     let io_err = |source| Error::Write {
         path: path.to_path_buf(),
@@ -289,35 +337,44 @@ fn write_part(seed: u64, plan: &Plan, recon: &[Vec<u8>], slots: &[u32], path: &P
     let mut file = File::create(path).map_err(io_err)?;
     // Rows are rendered straight into one buffer that is flushed in ~1 MiB writes.
     let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
-    buf.extend_from_slice(HEADER.as_bytes());
-    buf.push(b'\n');
+    match cfg.format {
+        OutputFormat::UwfCsv => {
+            buf.extend_from_slice(HEADER.as_bytes());
+            buf.push(b'\n');
+        }
+        OutputFormat::ZeekTsv => flow::write_zeek_header(&mut buf),
+    }
     for &slot in slots {
         let slot = u64::from(slot);
         if slot < plan.recon_flows {
             buf.extend_from_slice(&recon[slot as usize]);
         } else {
             let id = slot - plan.recon_flows;
-            let mut rng = Rng::for_item(seed, STREAM_ROW, id);
+            let mut rng = Rng::for_item(cfg.seed, STREAM_ROW, id);
             let flow = if id < plan.discovery {
                 benign::discovery_flow(&mut rng)
             } else {
                 benign::benign_flow(&mut rng)
             };
-            flow.render(&mut rng, &mut buf);
+            flow.render_as(cfg.format, &mut rng, &mut buf);
         }
         if buf.len() >= FLUSH_AT {
             file.write_all(&buf).map_err(io_err)?;
             buf.clear();
         }
     }
+    if cfg.format == OutputFormat::ZeekTsv {
+        flow::write_zeek_close(&mut buf);
+    }
     file.write_all(&buf).map_err(io_err)?;
     file.sync_all().map_err(io_err)
 }
 
-/// Removes earlier `part-*.csv` files and stray temporaries not in the new set,
-/// then moves the new parts into place.
+/// Removes earlier parts of `format` and stray temporaries not in the new
+/// set, then moves the new parts into place.
 fn replace_parts(
     dir: &Path,
+    format: OutputFormat,
     names: &[String],
     temps: &[PathBuf],
     finals: &[PathBuf],
@@ -336,7 +393,7 @@ fn replace_parts(
         let ours = names
             .iter()
             .any(|n| n == name || name.strip_prefix('.') == Some(&format!("{n}.tmp")));
-        if !ours && (is_part_file(name) || is_temp_part(name)) {
+        if !ours && (is_part_file(name, format) || is_temp_part(name, format)) {
             fs::remove_file(entry.path()).map_err(|source| Error::Replace {
                 path: entry.path(),
                 source,
@@ -407,16 +464,26 @@ mod tests {
 
     #[test]
     fn part_names_look_like_spark_and_differ() {
-        let a = part_file_name(42, 0);
+        let a = part_file_name(42, 0, OutputFormat::UwfCsv);
         assert_eq!(
             a.len(),
             "part-00000-0af89d10-0000-4000-8000-000000000000-c000.csv".len()
         );
         assert!(a.starts_with("part-00000-") && a.ends_with("-c000.csv"));
         assert_eq!(&a[25..26], "4");
-        assert_ne!(a, part_file_name(42, 1));
-        assert_ne!(a, part_file_name(43, 0));
-        assert_eq!(a, part_file_name(42, 0));
+        assert_ne!(a, part_file_name(42, 1, OutputFormat::UwfCsv));
+        assert_ne!(a, part_file_name(43, 0, OutputFormat::UwfCsv));
+        assert_eq!(a, part_file_name(42, 0, OutputFormat::UwfCsv));
+        assert_eq!(
+            part_file_name(42, 3, OutputFormat::ZeekTsv),
+            "conn-00003.log"
+        );
+        assert!(is_part_file(&a, OutputFormat::UwfCsv));
+        assert!(!is_part_file(&a, OutputFormat::ZeekTsv));
+        assert!(is_part_file("conn-00003.log", OutputFormat::ZeekTsv));
+        assert!(is_temp_part(".conn-00003.log.tmp", OutputFormat::ZeekTsv));
+        assert!(!is_temp_part(".conn-00003.log.tmp", OutputFormat::UwfCsv));
+        assert!(is_temp_part(&format!(".{a}.tmp"), OutputFormat::UwfCsv));
     }
 
     #[test]

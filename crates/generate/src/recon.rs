@@ -6,6 +6,7 @@ use crate::flow::{Flow, Label};
 use crate::ids::Proto;
 use crate::net::{self, Os};
 use crate::rng::Rng;
+use crate::OutputFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Technique {
@@ -99,8 +100,8 @@ fn attacker_port(rng: &mut Rng) -> u16 {
     }
 }
 
-/// Renders `n` recon flows (one CSV line each, with `\n`) for `seed`.
-pub(crate) fn recon_lines(seed: u64, n: usize) -> Vec<Vec<u8>> {
+/// Renders `n` recon flows (one line each in `format`, with `\n`) for `seed`.
+pub(crate) fn recon_lines(seed: u64, n: usize, format: OutputFormat) -> Vec<Vec<u8>> {
     let mut lines = Vec::with_capacity(n);
     let mut session_index = 0u64;
     for (t, quota) in quotas(n).into_iter().enumerate() {
@@ -145,7 +146,7 @@ pub(crate) fn recon_lines(seed: u64, n: usize) -> Vec<Vec<u8>> {
                 };
                 f.label = Label::Reconnaissance;
                 let mut line = Vec::with_capacity(256);
-                f.render(&mut rng, &mut line);
+                f.render_as(format, &mut rng, &mut line);
                 lines.push(line);
             }
         }
@@ -433,10 +434,13 @@ mod tests {
 
     #[test]
     fn recon_lines_are_deterministic() {
-        let a = recon_lines(42, 50);
+        let a = recon_lines(42, 50, OutputFormat::UwfCsv);
         assert_eq!(a.len(), 50);
-        assert_eq!(a, recon_lines(42, 50));
-        assert_ne!(a, recon_lines(43, 50));
+        assert_eq!(a, recon_lines(42, 50, OutputFormat::UwfCsv));
+        assert_ne!(a, recon_lines(43, 50, OutputFormat::UwfCsv));
         assert!(a.iter().all(|l| l.ends_with(b",Reconnaissance\n")));
+        let t = recon_lines(42, 50, OutputFormat::ZeekTsv);
+        assert_eq!(t.len(), 50);
+        assert!(t.iter().all(|l| l.ends_with(b"\t(empty)\n")));
     }
 }

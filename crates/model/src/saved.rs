@@ -10,6 +10,7 @@ use lightgbm3::Booster;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::forest::Forest;
 use crate::spec::{resolve_threads, LgbmParams};
 use crate::table::{Features, Table};
 
@@ -202,38 +203,41 @@ impl SavedModel {
     /// Scores every row of `input`, in order. Features are looked up by
     /// name in card order; nulls are missing values; a missing or
     /// non-numeric column or a NaN/infinite value is an error naming it.
+    /// The Rust forest scores exactly as LightGBM would, many times faster.
     pub fn score(&self, input: &[RecordBatch]) -> Result<Vec<f64>> {
         let context = format!("model `{}`", self.card.name);
         let table = Table::new(input, "input", context.clone());
         let features = Features::resolve(&table, &self.card.feature_names)?;
-        features.hash_rows(&table)?;
-        let booster = self.booster()?;
-        let params = predict_params(self.card.params.num_threads);
-        let nf = features.len() as i32;
+        features.check_finite(&table)?;
+        let forest = self.forest()?;
+        let threads = resolve_threads(self.card.params.num_threads);
         let mut scores = Vec::with_capacity(table.rows());
-        let mut buf = Vec::new();
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
         for (b, batch) in input.iter().enumerate() {
             let mut from = 0;
             while from < batch.num_rows() {
                 let to = (from + PREDICT_CHUNK).min(batch.num_rows());
-                features.batch_row_major(b, from, to, &mut buf);
-                let s = booster
-                    .predict_with_params(&buf, nf, true, &params)
-                    .map_err(|source| Error::LightGbm {
-                        context: context.clone(),
-                        during: "predict",
-                        source,
-                    })?;
-                scores.extend(s);
+                features.batch_col_major(b, from, to, &mut buf);
+                let columns: Vec<&[f32]> = buf.chunks(to - from).collect();
+                forest.predict_columns_parallel(&columns, threads, &mut out)?;
+                scores.extend_from_slice(&out);
                 from = to;
             }
         }
         Ok(scores)
     }
-}
 
-/// Parameters of every prediction call: LightGBM parses them afresh and
-/// would otherwise log to stdout.
-pub(crate) fn predict_params(num_threads: usize) -> String {
-    format!("num_threads={} verbose=-1", resolve_threads(num_threads))
+    /// The model as a Rust forest, checked against the card's features.
+    pub fn forest(&self) -> Result<Forest> {
+        let forest =
+            Forest::parse_with_context(&format!("model `{}`", self.card.name), &self.model_text)?;
+        if forest.num_features() != self.card.feature_names.len() {
+            return Err(Error::CardMismatch {
+                model: self.card.name.clone(),
+                in_model: forest.num_features(),
+                in_card: self.card.feature_names.len(),
+            });
+        }
+        Ok(forest)
+    }
 }

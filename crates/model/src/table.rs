@@ -341,6 +341,33 @@ impl<'a> Features<'a> {
         Ok(h)
     }
 
+    /// Checks that every value is finite or null, naming the first that is
+    /// not.
+    pub fn check_finite(&self, table: &Table<'_>) -> Result<()> {
+        for (f, per_batch) in self.cols.iter().enumerate() {
+            for (b, col) in per_batch.iter().enumerate().filter(|(_, c)| c.is_float()) {
+                let mut bad: Option<(usize, f64)> = None;
+                let n = table.start(b + 1) - table.start(b);
+                col.for_each((0..n).map(|i| (i, i)), |i, v| {
+                    if let Some(v) = v {
+                        if !(v as f32).is_finite() && bad.is_none() {
+                            bad = Some((i, v));
+                        }
+                    }
+                });
+                if let Some((i, value)) = bad {
+                    return Err(Error::NonFiniteFeature {
+                        context: table.context.clone(),
+                        column: self.names[f].clone(),
+                        value,
+                        row: table.describe_row(table.start(b) + i),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Whether global rows `a` and `b` have the same feature vector.
     pub fn rows_equal(&self, table: &Table<'_>, a: usize, b: usize) -> bool {
         let (ba, ia) = table.locate(a);
@@ -385,18 +412,6 @@ impl<'a> Features<'a> {
                     |k, v| out[at(k, f)] = v.map_or(f32::NAN, |v| v as f32),
                 );
             }
-        }
-    }
-
-    /// Row-major buffer of rows `from..to` of batch `b`.
-    pub fn batch_row_major(&self, b: usize, from: usize, to: usize, out: &mut Vec<f32>) {
-        let nf = self.len();
-        out.clear();
-        out.resize((to - from) * nf, 0.0);
-        for (f, per_batch) in self.cols.iter().enumerate() {
-            per_batch[b].for_each((from..to).map(|i| (i - from, i)), |k, v| {
-                out[k * nf + f] = v.map_or(f32::NAN, |v| v as f32)
-            });
         }
     }
 

@@ -16,11 +16,10 @@ use sha2::{Digest, Sha256};
 use tracing::info;
 
 use crate::error::{Error, Result};
+use crate::forest::Forest;
 use crate::hash;
 use crate::metrics;
-use crate::saved::{
-    predict_params, FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK,
-};
+use crate::saved::{FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK};
 use crate::spec::{ClassWeight, SplitKind, Threshold, ThresholdRule, TrainSpec};
 use crate::split::{self, SIDE_NAMES, TEST, TRAIN, VALID};
 use crate::table::{hash_column_into, hash_values, read_labels, read_times, Features, Table};
@@ -358,19 +357,21 @@ impl Ctx<'_, '_, '_> {
         })
     }
 
-    /// Scores of every input row: each distinct vector is predicted once.
+    /// Scores of every input row: each distinct vector is predicted once,
+    /// by the Rust forest (LightGBM's own predictor is many times slower).
     fn predict(&self, split: SplitKind, booster: &Booster) -> Result<Vec<f64>> {
-        let params = predict_params(self.spec.params.num_threads);
-        let nf = self.features.len() as i32;
+        let text = booster
+            .save_string()
+            .map_err(self.lgbm(split, "write the model text"))?;
+        let forest = Forest::parse_with_context(&self.split_context(split), &text)?;
+        let threads = self.spec.params.threads();
         let mut per_vector = Vec::with_capacity(self.distinct.reps.len());
-        let mut buf = Vec::new();
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
         for chunk in self.distinct.reps.chunks(PREDICT_CHUNK) {
-            self.features.gather_row_major(self.table, chunk, &mut buf);
-            per_vector.extend(
-                booster
-                    .predict_with_params(&buf, nf, true, &params)
-                    .map_err(self.lgbm(split, "predict"))?,
-            );
+            self.features.gather_col_major(self.table, chunk, &mut buf);
+            let columns: Vec<&[f32]> = buf.chunks(chunk.len()).collect();
+            forest.predict_columns_parallel(&columns, threads, &mut out)?;
+            per_vector.extend_from_slice(&out);
         }
         Ok(self
             .distinct

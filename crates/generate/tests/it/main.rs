@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use zeekml_generate::{
-    generate, Error, GenerateConfig, GenerateSummary, HEADER, NULLABLE_COLUMNS, RECON_COPIES,
+    generate, Error, GenerateConfig, GenerateSummary, OutputFormat, HEADER, NULLABLE_COLUMNS,
+    RECON_COPIES, ZEEK_FIELDS, ZEEK_TYPES,
 };
 
 fn run(rows: u64, seed: u64, dir: &Path) -> GenerateSummary {
@@ -378,4 +379,157 @@ fn config_defaults() {
     let cfg = GenerateConfig::new(2_000_000, "data/uwf");
     assert_eq!((cfg.rows, cfg.seed, cfg.parts), (2_000_000, 42, 5));
     assert_eq!(cfg.out_dir, PathBuf::from("data/uwf"));
+    assert_eq!(cfg.format, OutputFormat::UwfCsv);
+    assert_eq!(OutputFormat::default(), OutputFormat::UwfCsv);
+}
+
+fn run_tsv(rows: u64, seed: u64, dir: &Path) -> GenerateSummary {
+    let mut cfg = GenerateConfig::new(rows, dir);
+    cfg.seed = seed;
+    cfg.format = OutputFormat::ZeekTsv;
+    generate(&cfg).expect("generate tsv")
+}
+
+/// Data lines of the TSV parts (split at tabs), checking each part's header
+/// block and `#close` line on the way.
+fn tsv_rows(files: &[PathBuf]) -> Vec<Vec<String>> {
+    let header = [
+        "#separator \\x09",
+        "#set_separator\t,",
+        "#empty_field\t(empty)",
+        "#unset_field\t-",
+        "#path\tconn",
+        "#open\t2022-02-07-00-00-00",
+        ZEEK_FIELDS,
+        ZEEK_TYPES,
+    ];
+    let mut out = Vec::new();
+    for f in files {
+        let text = fs::read_to_string(f).expect("read part");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(&lines[..8], header, "{}", f.display());
+        assert_eq!(lines.last(), Some(&"#close\t2022-02-21-00-00-00"));
+        for line in &lines[8..lines.len() - 1] {
+            assert!(!line.starts_with('#'), "{line}");
+            let cells: Vec<String> = line.split('\t').map(str::to_owned).collect();
+            assert_eq!(cells.len(), 21, "{line}");
+            out.push(cells);
+        }
+    }
+    out
+}
+
+#[test]
+fn zeek_tsv_holds_the_same_rows_as_csv() {
+    let (csv_dir, tsv_dir) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let csv = run(5000, 9, csv_dir.path());
+    let tsv = run_tsv(5000, 9, tsv_dir.path());
+    assert_eq!(
+        (tsv.rows, &tsv.rows_by_label),
+        (csv.rows, &csv.rows_by_label)
+    );
+    let names: Vec<String> = tsv
+        .files
+        .iter()
+        .map(|f| f.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "conn-00000.log",
+            "conn-00001.log",
+            "conn-00002.log",
+            "conn-00003.log",
+            "conn-00004.log"
+        ]
+    );
+    let (records, rows) = (records(&csv.files), tsv_rows(&tsv.files));
+    assert_eq!(rows.len(), 5000);
+    let unset = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let mut unset_durations = 0;
+    for (rec, row) in records.iter().zip(&rows) {
+        let same = [
+            ("uid", 1),
+            ("src_ip", 2),
+            ("src_port", 3),
+            ("dest_ip", 4),
+            ("dest_port", 5),
+            ("protocol", 6),
+            ("orig_bytes", 9),
+            ("resp_bytes", 10),
+            ("conn_state", 11),
+            ("missed_bytes", 14),
+            ("history", 15),
+            ("orig_pkts", 16),
+            ("orig_ip_bytes", 17),
+            ("resp_pkts", 18),
+            ("resp_ip_bytes", 19),
+        ];
+        for (name, i) in same {
+            assert_eq!(unset(&rec[col(name)]), row[i], "{name}");
+        }
+        // Multi-value services are quoted in CSV, literal in TSV.
+        assert_eq!(unset(&rec[col("service")]), row[7]);
+        let ts: f64 = row[0].parse().expect("ts");
+        assert_eq!(Some(ts), rec[col("ts")].parse::<f64>().ok());
+        assert_eq!(
+            row[0].split('.').nth(1).map(str::len),
+            Some(6),
+            "{}",
+            row[0]
+        );
+        match (&rec[col("duration")], row[8].as_str()) {
+            ("", "-") => unset_durations += 1,
+            (c, t) => {
+                let (c, t): (f64, f64) = (c.parse().expect("csv"), t.parse().expect("tsv"));
+                assert!((c - t).abs() <= 5e-7, "{c} vs {t}");
+            }
+        }
+        assert_eq!((row[12].as_str(), row[13].as_str()), ("F", "F"));
+        assert_eq!(row[20], "(empty)");
+    }
+    assert!(unset_durations > 50, "{unset_durations}");
+    // Same bytes again for the same seed.
+    let again = tempfile::tempdir().expect("tmp");
+    let second = run_tsv(5000, 9, again.path());
+    for (a, b) in tsv.files.iter().zip(&second.files) {
+        assert_eq!(fs::read(a).expect("a"), fs::read(b).expect("b"));
+    }
+}
+
+#[test]
+fn zeek_tsv_replaces_its_own_parts_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = run(1000, 1, dir.path());
+    run_tsv(1000, 1, dir.path());
+    fs::write(dir.path().join("conn-00009.log"), "stale").expect("write");
+    fs::write(dir.path().join(".conn-00007.log.tmp"), "stale").expect("write");
+    let tsv = run_tsv(2000, 2, dir.path());
+    let mut names: Vec<PathBuf> = fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    names.sort();
+    let mut expected: Vec<PathBuf> = csv.files.iter().chain(&tsv.files).cloned().collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    assert_eq!(tsv_rows(&tsv.files).len(), 2000);
+    assert_eq!(records(&csv.files).len(), 1000);
+}
+
+#[test]
+fn zeek_tsv_with_no_rows_is_header_and_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = run_tsv(0, 42, dir.path());
+    assert_eq!(s.files.len(), 5);
+    assert!(tsv_rows(&s.files).is_empty());
 }
