@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `zeekml` binary on generated data and on the
 //! real files in ../shared/realdata.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod bad_input;
 mod generate_tsv;

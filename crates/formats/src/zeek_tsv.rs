@@ -114,10 +114,8 @@ impl Header {
             }
             "#empty_field" => self.empty_field = rest.to_string(),
             "#unset_field" => self.unset_field = rest.to_string(),
-            "#path" => {
-                if rest != "conn" {
-                    return Err(bad(format!("#path is {rest:?}, not a conn log")));
-                }
+            "#path" if rest != "conn" => {
+                return Err(bad(format!("#path is {rest:?}, not a conn log")));
             }
             "#fields" => {
                 if rest.is_empty() {

@@ -346,7 +346,7 @@ impl TrainSpec {
                 return bad("threshold", format!("{t} is not in [0, 1]"));
             }
         }
-        if matches!(self.threshold, Threshold::Rule(_)) && !(self.params.valid_fraction > 0.0) {
+        if matches!(self.threshold, Threshold::Rule(_)) && self.params.valid_fraction <= 0.0 {
             return bad(
                 "threshold",
                 "a chosen threshold needs a validation side: set params.valid_fraction above 0"

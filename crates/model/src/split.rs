@@ -13,7 +13,7 @@ pub(crate) const TEST_DUP: u8 = 3;
 pub(crate) const SIDE_NAMES: [&str; 4] = ["train", "valid", "test", "test_dup"];
 
 const SALT_TEST: u64 = 0x7465_7374;
-const SALT_GROUP: u64 = 0x6772_6f75_70;
+const SALT_GROUP: u64 = 0x0067_726f_7570;
 
 /// How many of `n` items a fraction takes, rounded half up.
 fn share(n: usize, fraction: f64) -> usize {

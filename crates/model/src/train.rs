@@ -700,9 +700,7 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             input,
             &keys,
             &label_arrays,
-            &sides,
-            &scores,
-            threshold.0,
+            (&sides, &scores, threshold.0),
         )?);
         metric_rows.push(row);
     }
@@ -785,9 +783,7 @@ fn scored_batches(
     input: &[RecordBatch],
     keys: &[&String],
     labels: &[ArrayRef],
-    sides: &[u8],
-    scores: &[f64],
-    threshold: f64,
+    (sides, scores, threshold): (&[u8], &[f64], f64),
 ) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::with_capacity(input.len());
     let mut from = 0;

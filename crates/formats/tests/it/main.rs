@@ -1,5 +1,6 @@
 //! Integration tests of the native Zeek readers and location resolution,
 //! on the real logs under `shared/realdata` and on hand-made edge cases.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod edge_cases;
 mod location;

@@ -1,4 +1,5 @@
 //! Integration tests of the generator: files, format, labels, determinism.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

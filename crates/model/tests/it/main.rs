@@ -1,5 +1,6 @@
 //! Integration tests of training, splits, model storage and scoring on
 //! synthetic feature tables.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod data;
 mod forest;
