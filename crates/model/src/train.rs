@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray,
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, Int8Array, Int8DictionaryArray,
+    StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -761,6 +762,12 @@ fn group_keys(table: &Table<'_>, content: &[u64]) -> Result<Vec<u64>> {
     Ok(group)
 }
 
+/// Type of the `split` and `side` columns: a handful of names repeated on
+/// millions of rows, so one byte per row plus the names.
+fn label_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8))
+}
+
 /// Schema of the scored batches: keys as in the input, then the outputs.
 fn scored_schema(input: &RecordBatch, keys: &[&String]) -> SchemaRef {
     let mut fields: Vec<Field> = keys
@@ -769,8 +776,8 @@ fn scored_schema(input: &RecordBatch, keys: &[&String]) -> SchemaRef {
         .collect();
     fields.extend([
         Field::new("label", DataType::Int32, false),
-        Field::new("split", DataType::Utf8, false),
-        Field::new("side", DataType::Utf8, false),
+        Field::new("split", label_type(), false),
+        Field::new("side", label_type(), false),
         Field::new("score", DataType::Float64, false),
         Field::new("predicted", DataType::Boolean, false),
     ]);
@@ -786,6 +793,7 @@ fn scored_batches(
     (sides, scores, threshold): (&[u8], &[f64], f64),
 ) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::with_capacity(input.len());
+    let side_names: ArrayRef = Arc::new(StringArray::from(SIDE_NAMES.to_vec()));
     let mut from = 0;
     for (b, batch) in input.iter().enumerate() {
         let to = from + batch.num_rows();
@@ -796,13 +804,13 @@ fn scored_batches(
             .collect();
         let s = &scores[from..to];
         columns.push(labels[b].clone());
-        columns.push(Arc::new(StringArray::from_iter_values(
-            std::iter::repeat_n(split.name(), batch.num_rows()),
+        columns.push(Arc::new(Int8DictionaryArray::new(
+            Int8Array::from_value(0, batch.num_rows()),
+            Arc::new(StringArray::from(vec![split.name()])),
         )));
-        columns.push(Arc::new(StringArray::from_iter_values(
-            sides[from..to]
-                .iter()
-                .map(|&side| SIDE_NAMES[side as usize]),
+        columns.push(Arc::new(Int8DictionaryArray::new(
+            Int8Array::from_iter_values(sides[from..to].iter().map(|&side| side as i8)),
+            Arc::clone(&side_names),
         )));
         columns.push(Arc::new(Float64Array::from_iter_values(s.iter().copied())));
         columns.push(Arc::new(BooleanArray::from_iter(

@@ -27,7 +27,27 @@ pub(crate) async fn run_train(
     spec: &TrainSpec,
 ) -> Result<StageOutcome> {
     crate::runner::register_input(ctx, wh, pipeline, &spec.input).await?;
-    let batches = ctx.table(spec.input.as_str()).await?.collect().await?;
+    let table = ctx.table(spec.input.as_str()).await?;
+    // Only the keys, the label and the features are held in memory; a bad
+    // feature list keeps every column so that the model names what is wrong.
+    let schema = table.schema().as_arrow().clone();
+    let table = match spec.resolve_features(&schema) {
+        Ok(features) => {
+            let keep: Vec<&str> = schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .filter(|n| {
+                    spec.keys.iter().any(|k| k == n)
+                        || *n == spec.label
+                        || features.iter().any(|f| f == n)
+                })
+                .collect();
+            table.select_columns(&keep)?
+        }
+        Err(_) => table,
+    };
+    let batches = table.collect().await?;
     let rows_in: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let lineage = sql_lineage(pipeline, index, &spec.input)?;
     let owned = spec.clone();

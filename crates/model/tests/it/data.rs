@@ -267,8 +267,8 @@ pub fn scored_rows(scored: &[RecordBatch]) -> Vec<ScoredRow> {
             .column_by_name("ts")
             .unwrap()
             .as_primitive::<Float64Type>();
-        let split = b.column_by_name("split").unwrap().as_string::<i32>();
-        let side = b.column_by_name("side").unwrap().as_string::<i32>();
+        let split = text(b, "split");
+        let side = text(b, "side");
         let score = b
             .column_by_name("score")
             .unwrap()
@@ -309,4 +309,14 @@ pub fn labels(input: &[RecordBatch]) -> Vec<i64> {
 /// Number of rows with `len()` across batches.
 pub fn rows(input: &[RecordBatch]) -> usize {
     input.iter().map(|b| b.num_rows()).sum()
+}
+
+/// A text column of a scored batch (`split` and `side` are dictionaries)
+/// as plain strings.
+pub fn text(b: &RecordBatch, name: &str) -> StringArray {
+    let column = b.column_by_name(name).unwrap();
+    datafusion::arrow::compute::cast(column, &DataType::Utf8)
+        .unwrap()
+        .as_string::<i32>()
+        .clone()
 }

@@ -62,13 +62,7 @@ fn scored_split(out: &TrainOutcome, split: &str) -> RecordBatch {
     let parts: Vec<RecordBatch> = out
         .scored
         .iter()
-        .filter(|b| {
-            b.column_by_name("split")
-                .unwrap()
-                .as_string::<i32>()
-                .value(0)
-                == split
-        })
+        .filter(|b| data::text(b, "split").value(0) == split)
         .cloned()
         .collect();
     concat_batches(&parts[0].schema(), &parts).unwrap()
@@ -208,7 +202,7 @@ fn random_stratified_split_is_exact_per_class_and_leaks_copies() {
         .column_by_name("label")
         .unwrap()
         .as_primitive::<Int32Type>();
-    let side = b.column_by_name("side").unwrap().as_string::<i32>();
+    let side = data::text(&b, "side");
     let uid = b.column_by_name("uid").unwrap().as_string::<i32>();
     let mut counts: HashMap<(i32, &str), usize> = HashMap::new();
     let mut uid_sides: HashMap<&str, BTreeSet<&str>> = HashMap::new();
@@ -238,7 +232,7 @@ fn dedup_split_keeps_flows_whole_and_evaluates_each_once() {
     let input = data::table(&Shape::default());
     let out = train(&spec(), &input);
     let b = scored_split(&out, "dedup");
-    let side = b.column_by_name("side").unwrap().as_string::<i32>();
+    let side = data::text(&b, "side");
     let uid = b.column_by_name("uid").unwrap().as_string::<i32>();
     let ts = b
         .column_by_name("ts")
@@ -291,7 +285,7 @@ fn rows_without_uid_are_grouped_by_content() {
     });
     let out = train(&spec(), &no_uid);
     let b = scored_split(&out, "dedup");
-    let side = b.column_by_name("side").unwrap().as_string::<i32>();
+    let side = data::text(&b, "side");
     let ts = b
         .column_by_name("ts")
         .unwrap()
@@ -591,7 +585,7 @@ fn best_f1_threshold_is_chosen_on_the_validation_side() {
 
     // Recompute the best validation F1 from the scored rows: the same cut.
     let scored = scored_split(&out, "dedup");
-    let side = scored.column_by_name("side").unwrap().as_string::<i32>();
+    let side = data::text(&scored, "side");
     let score = scored
         .column_by_name("score")
         .unwrap()
