@@ -1,7 +1,7 @@
 -- Flagged connections with their pair's beacon score and their host window's
 -- recon score: needs `alerts` (pipelines/zeek_score.toml) and `conn_scores`
 -- (pipelines/beacon.toml) in one warehouse.
---   zeekml sql --warehouse WH "$(cat sql/queries/flagged_with_context.sql)"
+--   zeekml sql --warehouse WH --file sql/queries/flagged_with_context.sql
 SELECT a.ts, a.src_ip, a.dest_ip, a.dest_port, a.conn_state,
        round(a.score, 3) AS conn, a.flag,
        round(c.beacon_score, 3) AS beacon, c.pair_connections AS pair_n,

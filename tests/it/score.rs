@@ -149,3 +149,73 @@ fn scheduled_pipeline_fills_one_partition_per_day_idempotently() {
         "1010"
     );
 }
+
+#[test]
+fn one_place_query_joins_model_beacon_and_host_scores() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wh = trained(tmp.path());
+    let day = tmp.path().join("logs/2017-03-08");
+    std::fs::create_dir_all(&day).expect("mkdir");
+    std::fs::copy(
+        realdata("stratosphere-labeled-tsv/001-zeek-scenario-malicious.labeled-conn.log"),
+        day.join("conn.log"),
+    )
+    .expect("copy");
+    zeekml()
+        .args(["run", "pipelines/zeek_score.toml", "--set"])
+        .arg(format!("logs={}", day.parent().expect("logs").display()))
+        .args(["--set", "date=2017-03-08", "--warehouse"])
+        .arg(&wh)
+        .assert()
+        .success();
+    zeekml()
+        .args(["run", "pipelines/beacon.toml", "--set"])
+        .arg(format!("input={}", day.display()))
+        .arg("--warehouse")
+        .arg(&wh)
+        .assert()
+        .success();
+    // Every scored connection finds its beacon and host context by key.
+    let keys = "USING (uid, ts, src_ip, src_port, dest_ip, dest_port)";
+    assert_eq!(
+        scalar(
+            &wh,
+            &format!("SELECT count(*) FROM alerts a JOIN conn_scores c {keys}")
+        ),
+        "992"
+    );
+    // The NjRAT C&C pair carries its beacon score on each of its 237 rows.
+    assert_eq!(
+        scalar(
+            &wh,
+            &format!(
+                "SELECT count(*) FROM alerts a JOIN conn_scores c {keys} \
+                 WHERE a.dest_ip = '41.108.179.197' AND c.beacon_score > 0.9"
+            )
+        ),
+        "237"
+    );
+    // The documented query runs as written, from its file.
+    let out = zeekml()
+        .args(["sql", "--file", "sql/queries/flagged_with_context.sql"])
+        .args(["--format", "csv", "--warehouse"])
+        .arg(&wh)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("ts,src_ip,dest_ip"), "{text}");
+    assert!(text.lines().count() >= 2, "{text}");
+    // A missing query file is named.
+    let out = zeekml()
+        .args(["sql", "--file", "no/such.sql", "--warehouse"])
+        .arg(&wh)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such.sql"));
+}

@@ -76,7 +76,12 @@ pub enum Command {
     /// Query warehouse tables with SQL (read-only).
     Sql {
         /// The query, e.g. "SELECT * FROM metrics".
-        query: String,
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        query: Option<String>,
+        /// Read the query from this file instead (`-` for stdin); files may
+        /// start with `--` comments.
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
         /// Warehouse directory.
         #[arg(long, default_value = "warehouse", env = "ZEEKML_WAREHOUSE")]
         warehouse: PathBuf,

@@ -70,9 +70,22 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
         }
         Command::Sql {
             query,
+            file,
             warehouse,
             format,
         } => {
+            let query = match (query, file) {
+                (Some(q), _) => q,
+                (None, Some(path)) if path.as_os_str() == "-" => {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                        .context("cannot read the query from stdin")?;
+                    text
+                }
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read query file {}", path.display()))?,
+                (None, None) => anyhow::bail!("give a query or --file"),
+            };
             let (schema, batches) = zeekml_pipeline::query(&warehouse, &query).await?;
             let format = match format {
                 Format::Table => OutputFormat::Table,
