@@ -238,7 +238,18 @@ impl Warehouse {
         batches: Vec<RecordBatch>,
         target: &Path,
     ) -> Result<u64> {
-        let table = MemTable::try_new(schema, vec![batches])?;
+        // Contiguous runs of batches, one per core, are encoded in parallel.
+        let parts = ctx.state().config().target_partitions().max(1);
+        let per_part = batches.len().div_ceil(parts).max(1);
+        let mut partitions: Vec<Vec<RecordBatch>> = Vec::with_capacity(parts);
+        let mut batches = batches.into_iter().peekable();
+        while batches.peek().is_some() {
+            partitions.push(batches.by_ref().take(per_part).collect());
+        }
+        if partitions.is_empty() {
+            partitions.push(Vec::new());
+        }
+        let table = MemTable::try_new(schema, partitions)?;
         let df = ctx.read_table(Arc::new(table))?;
         self.write_df(df, target).await
     }
