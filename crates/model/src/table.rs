@@ -270,6 +270,10 @@ impl<'a> Num<'a> {
     }
 }
 
+/// Rows per tile of a row-major gather: a tile's rows (4096 x 4 bytes per
+/// feature) stay in cache while every column writes into them.
+const GATHER_TILE: usize = 4096;
+
 /// Feature columns resolved in every batch, in feature order.
 pub(crate) struct Features<'a> {
     pub names: Vec<String>,
@@ -380,16 +384,18 @@ impl<'a> Features<'a> {
     /// Row-major `rows.len() x features` buffer of the given global rows.
     pub fn gather_row_major(&self, table: &Table<'_>, rows: &[u32], out: &mut Vec<f32>) {
         let nf = self.len();
-        self.gather(table, rows, out, |k, f| k * nf + f);
+        self.gather_tiled(table, rows, out, |k, f| k * nf + f);
     }
 
     /// Column-major `features x rows.len()` buffer of the given global rows.
     pub fn gather_col_major(&self, table: &Table<'_>, rows: &[u32], out: &mut Vec<f32>) {
         let n = rows.len();
-        self.gather(table, rows, out, |k, f| f * n + k);
+        self.gather_by_batch(table, rows, out, |k, f| f * n + k);
     }
 
-    fn gather(
+    /// For a chunk of rows and a column-major buffer: one feature's writes
+    /// span only the chunk, and reads jump around one batch at a time.
+    fn gather_by_batch(
         &self,
         table: &Table<'_>,
         rows: &[u32],
@@ -411,6 +417,44 @@ impl<'a> Features<'a> {
                     pairs.iter().map(|&(k, i)| (k as usize, i as usize)),
                     |k, v| out[at(k, f)] = v.map_or(f32::NAN, |v| v as f32),
                 );
+            }
+        }
+    }
+
+    /// For many rows and a row-major buffer.
+    fn gather_tiled(
+        &self,
+        table: &Table<'_>,
+        rows: &[u32],
+        out: &mut Vec<f32>,
+        at: impl Fn(usize, usize) -> usize,
+    ) {
+        out.clear();
+        out.resize(rows.len() * self.len(), 0.0);
+        // The rows in input order, in tiles small enough that every column's
+        // writes for a tile stay in cache: each column is then read forwards
+        // with its type matched once per tile and batch, instead of jumping
+        // around the input for every value.
+        let mut order: Vec<(u32, u32)> = rows
+            .iter()
+            .enumerate()
+            .map(|(k, &r)| (r, k as u32))
+            .collect();
+        order.sort_unstable();
+        for tile in order.chunks(GATHER_TILE) {
+            let mut rest = tile;
+            while let Some(&(first, _)) = rest.first() {
+                let (b, _) = table.locate(first as usize);
+                let (start, end) = (table.start(b), table.start(b + 1));
+                let in_batch = rest.partition_point(|&(r, _)| (r as usize) < end);
+                let (run, next) = rest.split_at(in_batch);
+                for (f, per_batch) in self.cols.iter().enumerate() {
+                    per_batch[b].for_each(
+                        run.iter().map(|&(r, k)| (k as usize, r as usize - start)),
+                        |k, v| out[at(k, f)] = v.map_or(f32::NAN, |v| v as f32),
+                    );
+                }
+                rest = next;
             }
         }
     }
