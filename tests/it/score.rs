@@ -219,3 +219,33 @@ fn one_place_query_joins_model_beacon_and_host_scores() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no/such.sql"));
 }
+
+#[test]
+fn a_log_without_connections_scores_to_an_empty_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wh = trained(tmp.path());
+    let text = std::fs::read_to_string(realdata(
+        "stratosphere-unlabeled-tsv/003-zeek-scenario-malicious.conn.log",
+    ))
+    .expect("read");
+    let header: String = text
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let log = tmp.path().join("conn.log");
+    std::fs::write(&log, header).expect("write");
+    let out = tmp.path().join("scored.parquet");
+    zeekml()
+        .args(["score", "--model"])
+        .arg(wh.join("models/uwf_recon"))
+        .arg("--input")
+        .arg(&log)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let (rows, names) = parquet_rows(&out);
+    assert_eq!(rows, 0);
+    assert!(names.iter().any(|n| n == "score"), "{names:?}");
+}

@@ -360,11 +360,8 @@ impl Ctx<'_, '_, '_> {
 
     /// Scores of every input row: each distinct vector is predicted once,
     /// by the Rust forest (LightGBM's own predictor is many times slower).
-    fn predict(&self, split: SplitKind, booster: &Booster) -> Result<Vec<f64>> {
-        let text = booster
-            .save_string()
-            .map_err(self.lgbm(split, "write the model text"))?;
-        let forest = Forest::parse_with_context(&self.split_context(split), &text)?;
+    fn predict(&self, split: SplitKind, model_text: &str) -> Result<Vec<f64>> {
+        let forest = Forest::parse_with_context(&self.split_context(split), model_text)?;
         let threads = self.spec.params.threads();
         let mut per_vector = Vec::with_capacity(self.distinct.reps.len());
         let (mut buf, mut out) = (Vec::new(), Vec::new());
@@ -628,7 +625,11 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
         let is_deployed = split == spec.deploy_split;
         let fitted = ctx.fit(split, &sides, is_deployed)?;
         let predict_started = Instant::now();
-        let scores = ctx.predict(split, &fitted.booster)?;
+        let model_text = fitted
+            .booster
+            .save_string()
+            .map_err(ctx.lgbm(split, "write the model text"))?;
+        let scores = ctx.predict(split, &model_text)?;
         let threshold = choose_threshold(spec, split, &sides, &labels, &scores)?;
         let row = evaluate(split, threshold, &sides, &labels, &scores, &fitted);
         info!(
@@ -662,10 +663,6 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             ));
         }
         if is_deployed {
-            let model_text = fitted
-                .booster
-                .save_string()
-                .map_err(ctx.lgbm(split, "write the model text"))?;
             deployed = Some(SavedModel {
                 model_text,
                 card: ModelCard {

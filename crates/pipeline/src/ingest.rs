@@ -11,7 +11,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{cast, col, lit, Expr};
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
@@ -225,19 +224,8 @@ async fn read_zeek(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Resu
         ..ZeekReadOptions::default()
     };
     let read = zeekml_formats::read_zeek(input, &opts).await?;
-    // One partition per core, so that the stages reading it run in parallel;
-    // contiguous runs of batches, so that reading the partitions in order
-    // gives the rows in file order.
-    let parts = ctx.state().config().target_partitions().max(1);
-    let per_part = read.batches.len().div_ceil(parts).max(1);
-    let mut partitions: Vec<Vec<RecordBatch>> = Vec::with_capacity(parts);
-    let mut batches = read.batches.into_iter().peekable();
-    while batches.peek().is_some() {
-        partitions.push(batches.by_ref().take(per_part).collect());
-    }
-    if partitions.is_empty() {
-        partitions.push(Vec::new());
-    }
+    // In file order, one partition per core for the stages that read it.
+    let partitions = crate::warehouse::partitioned(ctx, read.batches);
     let table = MemTable::try_new(zeekml_formats::zeek_schema(), partitions)?;
     let df = ctx.read_table(Arc::new(table))?;
     Ok((df, read.files, read.rejects))

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::{DataFrame, SessionContext};
 use zeekml_model::SavedModel;
 
@@ -88,10 +88,10 @@ pub async fn score_files(opts: &ScoreOptions) -> Result<ScoreSummary> {
         tracing::warn!(file = %r.file, line = r.line, reason = %r.reason, "row rejected");
     }
     let threshold = opts.threshold.unwrap_or(model.card.threshold);
-    let batches = score_frame(&ctx, &model, df, threshold).await?;
+    let scored = score_frame(&ctx, &model, df, threshold).await?;
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "scored");
-    let mut summary = summarize(&batches, threshold)?;
-    write_file(batches, &opts.out).await?;
+    let mut summary = summarize(&scored.batches, threshold)?;
+    write_file(scored, &opts.out).await?;
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "written");
     summary.rejected = rejects.len() as u64;
     Ok(summary)
@@ -102,13 +102,20 @@ async fn load_model(dir: &Path) -> Result<SavedModel> {
     Ok(tokio::task::spawn_blocking(move || SavedModel::load(&dir)).await??)
 }
 
+/// Connections scored in input order, with their schema (which an input
+/// without connections still has).
+struct Scored {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
+
 /// Replays the card's SQL stages on canonical connections and scores them.
 async fn score_frame(
     ctx: &SessionContext,
     model: &SavedModel,
     canonical: DataFrame,
     threshold: f64,
-) -> Result<Vec<RecordBatch>> {
+) -> Result<Scored> {
     let stages: Vec<SqlStage> = model
         .card
         .feature_stages
@@ -142,6 +149,8 @@ async fn score_frame(
         Some(name) => ctx.table(name.as_str()).await?,
         None => ctx.read_table(view)?,
     };
+    let planned: SchemaRef = Arc::new(final_df.schema().as_arrow().clone());
+    let schema = output_batch(&RecordBatch::new_empty(planned), Vec::new(), threshold)?.schema();
     // Partitions in order keep the input's row order.
     let batches: Vec<RecordBatch> = final_df
         .collect_partitioned()
@@ -165,7 +174,10 @@ async fn score_frame(
         out.push(output_batch(batch, scores[from..to].to_vec(), threshold)?);
         from = to;
     }
-    Ok(out)
+    Ok(Scored {
+        schema,
+        batches: out,
+    })
 }
 
 /// Context columns, `score` and `flag` for every scored row.
@@ -231,27 +243,21 @@ fn summarize(batches: &[RecordBatch], threshold: f64) -> Result<ScoreSummary> {
 /// Writes the scored batches as one Parquet file, aside and then renamed.
 /// Row groups are encoded on a blocking thread; the file is complete or
 /// absent.
-async fn write_file(batches: Vec<RecordBatch>, out: &Path) -> Result<()> {
+async fn write_file(scored: Scored, out: &Path) -> Result<()> {
     let out = out.to_path_buf();
-    tokio::task::spawn_blocking(move || write_file_blocking(&batches, &out)).await?
+    tokio::task::spawn_blocking(move || write_file_blocking(&scored, &out)).await?
 }
 
 /// Rows per row group of a scored file.
 const ROW_GROUP_ROWS: usize = 1 << 20;
 
-fn write_file_blocking(batches: &[RecordBatch], out: &Path) -> Result<()> {
-    let Some(first) = batches.first() else {
-        return Err(Error::InvalidPipeline {
-            path: out.to_path_buf(),
-            message: "no connections to write".to_string(),
-        });
-    };
+fn write_file_blocking(scored: &Scored, out: &Path) -> Result<()> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(crate::error::io(parent))?;
     }
     let tmp = out.with_extension("parquet.partial");
     let file = std::fs::File::create(&tmp).map_err(crate::error::io(&tmp))?;
-    let written = write_parallel(file, first.schema(), batches)
+    let written = write_parallel(file, Arc::clone(&scored.schema), &scored.batches)
         .and_then(|()| std::fs::rename(&tmp, out).map_err(crate::error::io(out)));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -385,7 +391,8 @@ pub(crate) async fn run_score_stage(
     let input_view = input.into_view();
     let canonical = scoring_ctx.read_table(input_view)?;
     let threshold = spec.threshold.unwrap_or(model.card.threshold);
-    let batches = score_frame(&scoring_ctx, &model, canonical, threshold).await?;
+    let Scored { schema, batches } =
+        score_frame(&scoring_ctx, &model, canonical, threshold).await?;
     let scored: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     if scored != rows_in {
         // The replayed stages must keep every connection.
@@ -398,12 +405,6 @@ pub(crate) async fn run_score_stage(
         });
     }
     let target = target_path(pipeline, &spec.name, spec.partition.as_ref())?;
-    let Some(schema) = batches.first().map(|b| b.schema()) else {
-        return Err(Error::InvalidPipeline {
-            path: pipeline.path.clone(),
-            message: format!("stage {}: no connections to score", spec.name),
-        });
-    };
     let rows_out = wh.write_batches(ctx, schema, batches, &target).await?;
     wh.register(ctx, &spec.name).await?;
     Ok(StageOutcome {

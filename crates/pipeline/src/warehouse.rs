@@ -238,21 +238,31 @@ impl Warehouse {
         batches: Vec<RecordBatch>,
         target: &Path,
     ) -> Result<u64> {
-        // Contiguous runs of batches, one per core, are encoded in parallel.
-        let parts = ctx.state().config().target_partitions().max(1);
-        let per_part = batches.len().div_ceil(parts).max(1);
-        let mut partitions: Vec<Vec<RecordBatch>> = Vec::with_capacity(parts);
-        let mut batches = batches.into_iter().peekable();
-        while batches.peek().is_some() {
-            partitions.push(batches.by_ref().take(per_part).collect());
-        }
-        if partitions.is_empty() {
-            partitions.push(Vec::new());
-        }
-        let table = MemTable::try_new(schema, partitions)?;
+        // One partition per core, so the partitions are encoded in parallel.
+        let table = MemTable::try_new(schema, partitioned(ctx, batches))?;
         let df = ctx.read_table(Arc::new(table))?;
         self.write_df(df, target).await
     }
+}
+
+/// `batches` as contiguous runs, one partition per core of `ctx`: work on
+/// the partitions runs in parallel, and reading them in order gives the
+/// batches in their original order.
+pub(crate) fn partitioned(
+    ctx: &SessionContext,
+    batches: Vec<RecordBatch>,
+) -> Vec<Vec<RecordBatch>> {
+    let parts = ctx.state().config().target_partitions().max(1);
+    let per_part = batches.len().div_ceil(parts).max(1);
+    let mut partitions: Vec<Vec<RecordBatch>> = Vec::with_capacity(parts);
+    let mut batches = batches.into_iter().peekable();
+    while batches.peek().is_some() {
+        partitions.push(batches.by_ref().take(per_part).collect());
+    }
+    if partitions.is_empty() {
+        partitions.push(Vec::new());
+    }
+    partitions
 }
 
 /// Parquet writer settings for every table. Write speed dominates the stage
