@@ -21,6 +21,6 @@ pub use error::{Error, Result};
 pub use location::{resolve_location, Resolved};
 pub use table::ZeekLogTable;
 pub use zeek::{
-    read_zeek, read_zeek_bytes, rejects_schema, rejects_to_batch, zeek_schema, BadRows, Rejected,
-    ZeekRead, ZeekReadOptions,
+    read_zeek, read_zeek_bytes, rejects_schema, rejects_to_batch, stream_zeek, zeek_schema,
+    BadRows, Rejected, ZeekRead, ZeekReadOptions,
 };

@@ -15,7 +15,9 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use flate2::read::MultiGzDecoder;
-use futures::{StreamExt, TryStreamExt};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 
 use crate::error::{Error, Result};
@@ -153,34 +155,20 @@ pub fn rejects_to_batch(rejects: &[Rejected]) -> Result<RecordBatch> {
 /// errors and in the `source_file` column; it also enables gzip when it ends
 /// in `.gz` (gzip is detected from the magic bytes too).
 pub fn read_zeek_bytes(file_name: &str, bytes: &[u8], opts: &ZeekReadOptions) -> Result<ZeekRead> {
-    if bytes.is_empty() {
-        return Err(Error::EmptyFile {
-            file: file_name.to_string(),
-        });
-    }
-    let decompressed;
-    let bytes = if file_name.ends_with(".gz") || bytes.starts_with(&[0x1f, 0x8b]) {
-        decompressed = gunzip(file_name, bytes)?;
-        decompressed.as_slice()
-    } else {
-        bytes
-    };
-
-    let format = detect(file_name, bytes)?;
-    let chunks = plan_chunks(bytes);
+    let file = LogFile::new(file_name, bytes)?;
+    let chunks = plan_chunks(&file.bytes, parallel_chunks(file.bytes.len()));
     let read = if let [only] = chunks.as_slice() {
-        parse_chunk(file_name, bytes, format, only, opts)?
+        file.parse(only, opts)?
     } else {
         // Chunks parse on their own threads; results are taken in chunk
         // order, so rows, rejects and the first error are as if sequential.
         std::thread::scope(|scope| {
+            let file = &file;
             let handles: Vec<_> = chunks[1..]
                 .iter()
-                .map(|chunk| {
-                    scope.spawn(move || parse_chunk(file_name, bytes, format, chunk, opts))
-                })
+                .map(|chunk| scope.spawn(move || file.parse(chunk, opts)))
                 .collect();
-            let mut read = parse_chunk(file_name, bytes, format, &chunks[0], opts)?;
+            let mut read = file.parse(&chunks[0], opts)?;
             for handle in handles {
                 let part = handle.join().map_err(|_| Error::ParserPanicked {
                     file: file_name.to_string(),
@@ -192,14 +180,72 @@ pub fn read_zeek_bytes(file_name: &str, bytes: &[u8], opts: &ZeekReadOptions) ->
             Ok::<_, Error>(read)
         })?
     };
-    if read.rows == 0 && read.rejects.is_empty() {
-        tracing::warn!(file = file_name, "Zeek log holds no data rows");
-    }
     Ok(read)
+}
+
+/// One log in memory, decompressed, with what every chunk of it needs.
+struct LogFile {
+    name: String,
+    bytes: Vec<u8>,
+    format: Format,
+    /// Start offsets of the `#` lines (TSV).
+    comments: Vec<usize>,
+}
+
+impl LogFile {
+    fn new(name: &str, bytes: &[u8]) -> Result<Self> {
+        if bytes.is_empty() {
+            return Err(Error::EmptyFile {
+                file: name.to_string(),
+            });
+        }
+        let bytes = if name.ends_with(".gz") || bytes.starts_with(&[0x1f, 0x8b]) {
+            gunzip(name, bytes)?
+        } else {
+            bytes.to_vec()
+        };
+        let format = detect(name, &bytes)?;
+        let has_data = bytes
+            .split(|&b| b == b'\n')
+            .any(|line| !line.trim_ascii().is_empty() && line[0] != b'#');
+        if !has_data {
+            tracing::warn!(file = name, "Zeek log holds no data rows");
+        }
+        let comments = match format {
+            Format::Tsv => zeek_tsv::comment_lines(&bytes),
+            Format::Json => Vec::new(),
+        };
+        Ok(Self {
+            name: name.to_string(),
+            bytes,
+            format,
+            comments,
+        })
+    }
+
+    fn parse(&self, chunk: &Chunk, opts: &ZeekReadOptions) -> Result<ZeekRead> {
+        let part = &self.bytes[chunk.start..chunk.end];
+        let mut sink = RowSink::new(&self.name, opts, part.len());
+        match self.format {
+            Format::Tsv => {
+                let header =
+                    zeek_tsv::header_at(&self.bytes, &self.comments, chunk.start, &self.name);
+                zeek_tsv::parse(part, chunk.first_line, header, &mut sink)?;
+            }
+            Format::Json => zeek_json::parse(part, chunk.first_line, &mut sink)?,
+        }
+        let mut read = sink.finish()?;
+        read.files = usize::from(chunk.start == 0);
+        Ok(read)
+    }
 }
 
 /// Inputs at least this large are split into chunks parsed in parallel.
 const PARALLEL_MIN_BYTES: usize = 8 << 20;
+
+/// Chunk size of [`stream_zeek`]: about 60,000 conn log lines, so a chunk
+/// is about one batch and little of a large log is held at once.
+const STREAM_CHUNK_BYTES: usize = 8 << 20;
 
 /// A run of whole lines of the input and the physical number of its first line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,15 +255,19 @@ struct Chunk {
     first_line: u64,
 }
 
-/// Splits the input at line starts into one chunk per core (one chunk for
-/// small inputs).
-fn plan_chunks(bytes: &[u8]) -> Vec<Chunk> {
+/// One chunk per core for an input of `len` bytes (one for small inputs).
+fn parallel_chunks(len: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let wanted = if bytes.len() < PARALLEL_MIN_BYTES {
+    if len < PARALLEL_MIN_BYTES {
         1
     } else {
-        cores.min(bytes.len() / (PARALLEL_MIN_BYTES / 2)).max(1)
-    };
+        cores.min(len / (PARALLEL_MIN_BYTES / 2)).max(1)
+    }
+}
+
+/// Splits the input at line starts into `wanted` chunks of about equal size.
+fn plan_chunks(bytes: &[u8], wanted: usize) -> Vec<Chunk> {
+    let wanted = wanted.max(1);
     let mut chunks = Vec::with_capacity(wanted);
     let mut start = 0;
     let mut first_line = 1u64;
@@ -250,52 +300,78 @@ fn plan_chunks(bytes: &[u8]) -> Vec<Chunk> {
     chunks
 }
 
-fn parse_chunk(
-    file_name: &str,
-    bytes: &[u8],
-    format: Format,
-    chunk: &Chunk,
+/// Reads every file of `location` (see [`resolve_location`]) as a stream of
+/// parsed chunks, in file order then line order: each item holds the
+/// batches and rejects of a run of lines. Chunks parse on blocking threads,
+/// one more in flight than there are cores, and the next file is fetched
+/// while the last chunks of the current one parse, so memory holds about
+/// one file and a few chunks whatever the input's size. The first error
+/// (in input order) ends the stream.
+pub async fn stream_zeek(
+    location: &str,
     opts: &ZeekReadOptions,
-) -> Result<ZeekRead> {
-    let part = &bytes[chunk.start..chunk.end];
-    let mut sink = RowSink::new(file_name, opts, part.len());
-    match format {
-        Format::Tsv => {
-            let header = zeek_tsv::header_before(bytes, chunk.start, file_name);
-            zeek_tsv::parse(part, chunk.first_line, header, &mut sink)?;
-        }
-        Format::Json => zeek_json::parse(part, chunk.first_line, &mut sink)?,
-    }
-    sink.finish()
+) -> Result<BoxStream<'static, Result<ZeekRead>>> {
+    let resolved = resolve_location(location).await?;
+    let store = Arc::clone(&resolved.store);
+    let files: Vec<(object_store::path::Path, String)> = resolved
+        .files
+        .iter()
+        .map(|meta| (meta.location.clone(), resolved.display_path(&meta.location)))
+        .collect();
+    let in_flight = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    let opts = opts.clone();
+    let parsed = futures::stream::iter(files)
+        .then(move |(path, name)| load_file(Arc::clone(&store), path, name))
+        .flat_map(move |loaded| {
+            let parses: Vec<BoxFuture<'static, Result<ZeekRead>>> = match loaded {
+                Ok(file) => {
+                    let file = Arc::new(file);
+                    let wanted = file.bytes.len().div_ceil(STREAM_CHUNK_BYTES);
+                    plan_chunks(&file.bytes, wanted)
+                        .into_iter()
+                        .map(|chunk| {
+                            let (file, opts) = (Arc::clone(&file), opts.clone());
+                            async move {
+                                tokio::task::spawn_blocking(move || file.parse(&chunk, &opts))
+                                    .await?
+                            }
+                            .boxed()
+                        })
+                        .collect()
+                }
+                Err(e) => vec![futures::future::ready(Err(e)).boxed()],
+            };
+            futures::stream::iter(parses)
+        })
+        .buffered(in_flight);
+    Ok(parsed.boxed())
+}
+
+/// Fetches, decompresses and inspects one log file.
+async fn load_file(
+    store: Arc<dyn object_store::ObjectStore>,
+    path: object_store::path::Path,
+    name: String,
+) -> Result<LogFile> {
+    let store_err = |source| Error::ObjectStore {
+        location: name.clone(),
+        source,
+    };
+    let bytes = store
+        .get(&path)
+        .await
+        .map_err(store_err)?
+        .bytes()
+        .await
+        .map_err(store_err)?;
+    tokio::task::spawn_blocking(move || LogFile::new(&name, &bytes)).await?
 }
 
 /// Resolves `location` (see [`resolve_location`]) and reads every file,
-/// parsing several files in parallel while keeping file order.
+/// all at once: [`stream_zeek`] collected, in file order then line order.
 pub async fn read_zeek(location: &str, opts: &ZeekReadOptions) -> Result<ZeekRead> {
-    let resolved = resolve_location(location).await?;
-    let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let reads = futures::stream::iter(resolved.files.iter().map(|meta| {
-        let store = Arc::clone(&resolved.store);
-        let name = resolved.display_path(&meta.location);
-        let path = meta.location.clone();
-        let opts = opts.clone();
-        async move {
-            let store_err = |source| Error::ObjectStore {
-                location: name.clone(),
-                source,
-            };
-            let bytes = store
-                .get(&path)
-                .await
-                .map_err(store_err)?
-                .bytes()
-                .await
-                .map_err(store_err)?;
-            tokio::task::spawn_blocking(move || read_zeek_bytes(&name, &bytes, &opts)).await?
-        }
-    }))
-    .buffered(parallelism);
-    reads
+    stream_zeek(location, opts)
+        .await?
         .try_fold(ZeekRead::default(), |mut acc, read| async move {
             acc.append(read);
             Ok::<_, Error>(acc)
@@ -767,9 +843,11 @@ mod tests {
         while bytes.len() < 3 * PARALLEL_MIN_BYTES {
             bytes.extend_from_slice(line);
         }
-        let chunks = plan_chunks(&bytes);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(chunks.len(), cores.min(6));
+        assert_eq!(parallel_chunks(bytes.len()), cores.min(6));
+        assert_eq!(parallel_chunks(PARALLEL_MIN_BYTES - 1), 1);
+        let chunks = plan_chunks(&bytes, 7);
+        assert_eq!(chunks.len(), 7);
         assert_eq!(chunks[0].start, 0);
         assert_eq!(chunks.last().map(|c| c.end), Some(bytes.len()));
         for pair in chunks.windows(2) {
@@ -782,7 +860,7 @@ mod tests {
             assert_eq!(pair[1].first_line, lines_before as u64 + 1);
         }
         assert_eq!(
-            plan_chunks(b"#x\n"),
+            plan_chunks(b"#x\n", 4),
             vec![Chunk {
                 start: 0,
                 end: 3,

@@ -255,14 +255,26 @@ fn cell_error(name: &str, cell: &str, kind: Kind, col: usize) -> String {
 /// The header state in force at byte `offset` (a line start) of a log:
 /// every `#` line before it applied in order. Header errors are left to the
 /// chunk holding the faulty line, which reports them in file order.
+#[cfg(test)]
 pub(crate) fn header_before(bytes: &[u8], offset: usize, file: &str) -> Header {
-    let mut header = Header::default();
-    let before = &bytes[..offset];
-    let starts = (before.first() == Some(&b'#'))
+    header_at(bytes, &comment_lines(&bytes[..offset]), offset, file)
+}
+
+/// Start offsets of the `#` lines of a log, found once per file so that
+/// each chunk's header state costs only the header lines themselves.
+pub(crate) fn comment_lines(bytes: &[u8]) -> Vec<usize> {
+    (bytes.first() == Some(&b'#'))
         .then_some(0)
         .into_iter()
-        .chain(memchr::memmem::find_iter(before, b"\n#").map(|i| i + 1));
-    for start in starts {
+        .chain(memchr::memmem::find_iter(bytes, b"\n#").map(|i| i + 1))
+        .collect()
+}
+
+/// [`header_before`] given the file's [`comment_lines`].
+pub(crate) fn header_at(bytes: &[u8], comments: &[usize], offset: usize, file: &str) -> Header {
+    let mut header = Header::default();
+    let before = &bytes[..offset];
+    for &start in comments.iter().take_while(|&&start| start < offset) {
         let end = memchr::memchr(b'\n', &before[start..]).map_or(before.len(), |i| start + i);
         let line = before[start..end]
             .strip_suffix(b"\r")

@@ -21,7 +21,8 @@ mod train;
 pub use error::{Error, Result};
 pub use forest::Forest;
 pub use saved::{
-    FeatureSource, FeatureStage, ModelCard, SavedModel, CARD_FILE, LIGHTGBM3_VERSION, MODEL_FILE,
+    FeatureSource, FeatureStage, ModelCard, SavedModel, Scorer, CARD_FILE, LIGHTGBM3_VERSION,
+    MODEL_FILE,
 };
 pub use spec::{ClassWeight, LgbmParams, SplitKind, Threshold, ThresholdRule, TrainSpec};
 pub use train::{train_and_evaluate, TrainOutcome};

@@ -200,31 +200,21 @@ impl SavedModel {
         Ok(booster)
     }
 
-    /// Scores every row of `input`, in order. Features are looked up by
-    /// name in card order; nulls are missing values; a missing or
-    /// non-numeric column or a NaN/infinite value is an error naming it.
-    /// The Rust forest scores exactly as LightGBM would, many times faster.
+    /// Scores every row of `input`, in order, on the card's thread count.
+    /// See [`Scorer::score`].
     pub fn score(&self, input: &[RecordBatch]) -> Result<Vec<f64>> {
-        let context = format!("model `{}`", self.card.name);
-        let table = Table::new(input, "input", context.clone());
-        let features = Features::resolve(&table, &self.card.feature_names)?;
-        features.check_finite(&table)?;
-        let forest = self.forest()?;
-        let threads = resolve_threads(self.card.params.num_threads);
-        let mut scores = Vec::with_capacity(table.rows());
-        let (mut buf, mut out) = (Vec::new(), Vec::new());
-        for (b, batch) in input.iter().enumerate() {
-            let mut from = 0;
-            while from < batch.num_rows() {
-                let to = (from + PREDICT_CHUNK).min(batch.num_rows());
-                features.batch_col_major(b, from, to, &mut buf);
-                let columns: Vec<&[f32]> = buf.chunks(to - from).collect();
-                forest.predict_columns_parallel(&columns, threads, &mut out)?;
-                scores.extend_from_slice(&out);
-                from = to;
-            }
-        }
-        Ok(scores)
+        self.scorer()?.score(input)
+    }
+
+    /// The model parsed once for scoring many inputs, on the card's thread
+    /// count (see [`Scorer::with_threads`]).
+    pub fn scorer(&self) -> Result<Scorer> {
+        Ok(Scorer {
+            forest: self.forest()?,
+            feature_names: self.card.feature_names.clone(),
+            context: format!("model `{}`", self.card.name),
+            threads: resolve_threads(self.card.params.num_threads),
+        })
     }
 
     /// The model as a Rust forest, checked against the card's features.
@@ -239,5 +229,48 @@ impl SavedModel {
             });
         }
         Ok(forest)
+    }
+}
+
+/// A saved model ready to score: the Rust forest and the card's features.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    forest: Forest,
+    feature_names: Vec<String>,
+    context: String,
+    threads: usize,
+}
+
+impl Scorer {
+    /// Scores on `threads` threads (0 = every core); 1 keeps scoring on the
+    /// calling thread, for callers that run several inputs side by side.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Scores every row of `input`, in order. Features are looked up by
+    /// name in card order; nulls are missing values; a missing or
+    /// non-numeric column or a NaN/infinite value is an error naming it.
+    /// The Rust forest scores exactly as LightGBM would, many times faster.
+    pub fn score(&self, input: &[RecordBatch]) -> Result<Vec<f64>> {
+        let table = Table::new(input, "input", self.context.clone());
+        let features = Features::resolve(&table, &self.feature_names)?;
+        features.check_finite(&table)?;
+        let mut scores = Vec::with_capacity(table.rows());
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        for (b, batch) in input.iter().enumerate() {
+            let mut from = 0;
+            while from < batch.num_rows() {
+                let to = (from + PREDICT_CHUNK).min(batch.num_rows());
+                features.batch_col_major(b, from, to, &mut buf);
+                let columns: Vec<&[f32]> = buf.chunks(to - from).collect();
+                self.forest
+                    .predict_columns_parallel(&columns, self.threads, &mut out)?;
+                scores.extend_from_slice(&out);
+                from = to;
+            }
+        }
+        Ok(scores)
     }
 }

@@ -5,12 +5,35 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::catalog::TableProvider;
+use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::parquet::arrow::arrow_writer::{
+    compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory,
+};
+use datafusion::parquet::arrow::ArrowSchemaConverter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::writer::SerializedFileWriter;
+use datafusion::parquet::schema::types::ColumnPath;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{collect, ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::{DataFrame, SessionContext};
-use zeekml_model::SavedModel;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use zeekml_formats::{BadRows, Rejected, ZeekReadOptions};
+use zeekml_model::{SavedModel, Scorer};
 
 use crate::config::{IngestSpec, InputFormat, OnBadRows, Pipeline, ScoreSpec};
 use crate::error::{Error, Result};
@@ -69,8 +92,130 @@ pub struct ScoreSummary {
 }
 
 /// Scores files and writes one Parquet file (written aside, then renamed).
+///
+/// The input streams through: chunks of the logs parse on blocking threads,
+/// one worker per core replays the feature stages and scores each batch as
+/// it arrives, and row groups are encoded while later batches are still
+/// being scored. Memory holds a few batches and one row group, not the input.
 pub async fn score_files(opts: &ScoreOptions) -> Result<ScoreSummary> {
     let model = load_model(&opts.model).await?;
+    let threshold = opts.threshold.unwrap_or(model.card.threshold);
+    let started = std::time::Instant::now();
+    let rejects = Arc::new(Mutex::new(Vec::new()));
+    let (input_schema, input) = open_input(opts, Arc::clone(&rejects)).await?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let scorer = Arc::new(model.scorer()?.with_threads(1));
+    let mut plans = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        plans.push(FeaturePlan::new(&model, Arc::clone(&input_schema)).await?);
+    }
+    let schema = output_schema(&plans[0].schema, threshold)?;
+
+    let (out_tx, mut out_rx) = mpsc::channel::<Result<(u64, RecordBatch)>>(workers * 2);
+    let mut tasks = JoinSet::new();
+    let mut work = Vec::with_capacity(workers);
+    for plan in plans {
+        let (tx, mut rx) = mpsc::channel::<(u64, RecordBatch)>(1);
+        work.push(tx);
+        let (out_tx, scorer) = (out_tx.clone(), Arc::clone(&scorer));
+        tasks.spawn(async move {
+            while let Some((seq, batch)) = rx.recv().await {
+                let result = plan.score(batch, &scorer, threshold).await;
+                let failed = result.is_err();
+                if out_tx.send(result.map(|b| (seq, b))).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+    }
+    tasks.spawn(feed(input, work, out_tx));
+
+    // Batches come back in any order; they are written in input order.
+    let mut file = ScoredFile::create(&opts.out, Arc::clone(&schema))?;
+    let mut summary = Summary::default();
+    let mut done: BTreeMap<u64, RecordBatch> = BTreeMap::new();
+    let mut next = 0u64;
+    while let Some(item) = out_rx.recv().await {
+        let (seq, batch) = match item {
+            Ok(scored) => scored,
+            Err(e) => {
+                file.discard().await;
+                return Err(e);
+            }
+        };
+        done.insert(seq, batch);
+        while let Some(batch) = done.remove(&next) {
+            summary.add(&batch)?;
+            if let Err(e) = file.push(batch).await {
+                file.discard().await;
+                return Err(e);
+            }
+            next += 1;
+        }
+    }
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "scored");
+    file.finish().await?;
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "written");
+    let rejects = std::mem::take(&mut *rejects.lock().unwrap_or_else(PoisonError::into_inner));
+    for r in rejects.iter().take(5) {
+        tracing::warn!(file = %r.file, line = r.line, reason = %r.reason, "row rejected");
+    }
+    Ok(summary.finish(threshold, rejects.len() as u64))
+}
+
+/// Hands input batches to the workers in turn, numbered in input order; an
+/// input error goes straight to the writer, which stops the run.
+async fn feed(
+    mut input: BoxStream<'static, Result<RecordBatch>>,
+    work: Vec<mpsc::Sender<(u64, RecordBatch)>>,
+    out: mpsc::Sender<Result<(u64, RecordBatch)>>,
+) {
+    let mut seq = 0u64;
+    while let Some(item) = input.next().await {
+        match item {
+            Ok(batch) if batch.num_rows() == 0 => {}
+            Ok(batch) => {
+                let worker = &work[(seq % work.len() as u64) as usize];
+                if worker.send((seq, batch)).await.is_err() {
+                    return;
+                }
+                seq += 1;
+            }
+            Err(e) => {
+                let _ = out.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// The input as a stream of canonical batches in input order, with its
+/// schema; rows set aside are collected in `rejects` as they are read.
+async fn open_input(
+    opts: &ScoreOptions,
+    rejects: Arc<Mutex<Vec<Rejected>>>,
+) -> Result<(SchemaRef, BoxStream<'static, Result<RecordBatch>>)> {
+    if opts.format == InputFormat::Zeek {
+        let read_opts = ZeekReadOptions {
+            bad_rows: match opts.on_bad_rows {
+                OnBadRows::Fail => BadRows::Fail,
+                OnBadRows::Reject => BadRows::Reject,
+            },
+            ..ZeekReadOptions::default()
+        };
+        let chunks = zeekml_formats::stream_zeek(&opts.input, &read_opts).await?;
+        let batches = chunks
+            .map_err(Error::from)
+            .map_ok(move |read| {
+                rejects
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(read.rejects);
+                futures::stream::iter(read.batches.into_iter().map(Ok))
+            })
+            .try_flatten();
+        return Ok((zeekml_formats::zeek_schema(), batches.boxed()));
+    }
     let ctx = session::new_context();
     let spec = IngestSpec {
         name: "input".into(),
@@ -81,20 +226,91 @@ pub async fn score_files(opts: &ScoreOptions) -> Result<ScoreSummary> {
         rejects_table: "rejects".into(),
         partition: None,
     };
-    let started = std::time::Instant::now();
-    let (df, _files, rejects) = ingest::read_input(&ctx, &spec, &opts.input).await?;
-    tracing::info!(seconds = started.elapsed().as_secs_f64(), "read the input");
-    for r in rejects.iter().take(5) {
-        tracing::warn!(file = %r.file, line = r.line, reason = %r.reason, "row rejected");
+    let (df, _files, found) = ingest::read_input(&ctx, &spec, &opts.input).await?;
+    rejects
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .extend(found);
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let stream = df.execute_stream().await?.map_err(Error::from);
+    Ok((schema, stream.boxed()))
+}
+
+/// The card's feature stages planned once over a one-batch source, so each
+/// batch is computed by re-running the same physical plan.
+struct FeaturePlan {
+    slot: Arc<Mutex<Option<RecordBatch>>>,
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
+    schema: SchemaRef,
+}
+
+impl FeaturePlan {
+    async fn new(model: &SavedModel, input: SchemaRef) -> Result<Self> {
+        // One partition: the plan runs on the worker that polls it.
+        let ctx = session::context_with_partitions(1);
+        let slot = Arc::new(Mutex::new(None));
+        let source = SlotStream {
+            schema: Arc::clone(&input),
+            slot: Arc::clone(&slot),
+        };
+        let table = StreamingTable::try_new(input, vec![Arc::new(source)])?;
+        let df = replay_stages(&ctx, model, Arc::new(table)).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let plan = df.create_physical_plan().await?;
+        Ok(Self {
+            slot,
+            plan,
+            task: ctx.task_ctx(),
+            schema,
+        })
     }
-    let threshold = opts.threshold.unwrap_or(model.card.threshold);
-    let scored = score_frame(&ctx, &model, df, threshold).await?;
-    tracing::info!(seconds = started.elapsed().as_secs_f64(), "scored");
-    let mut summary = summarize(&scored.batches, threshold)?;
-    write_file(scored, &opts.out).await?;
-    tracing::info!(seconds = started.elapsed().as_secs_f64(), "written");
-    summary.rejected = rejects.len() as u64;
-    Ok(summary)
+
+    /// Features of `batch`, scored: the output columns of [`output_batch`].
+    async fn score(
+        &self,
+        batch: RecordBatch,
+        scorer: &Scorer,
+        threshold: f64,
+    ) -> Result<RecordBatch> {
+        let rows = batch.num_rows();
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(batch);
+        let computed = collect(Arc::clone(&self.plan), Arc::clone(&self.task)).await?;
+        let features = concat_batches(&self.schema, &computed)?;
+        if features.num_rows() != rows {
+            return Err(Error::DataFusion(DataFusionError::Execution(format!(
+                "the model's feature stages kept {} of {rows} rows",
+                features.num_rows()
+            ))));
+        }
+        let scores = scorer.score(std::slice::from_ref(&features))?;
+        output_batch(&features, scores, threshold)
+    }
+}
+
+/// The source of a [`FeaturePlan`]: yields the batch put in its slot.
+#[derive(Debug)]
+struct SlotStream {
+    schema: SchemaRef,
+    slot: Arc<Mutex<Option<RecordBatch>>>,
+}
+
+impl PartitionStream for SlotStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let batch = self
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            futures::stream::iter(batch.map(Ok)),
+        ))
+    }
 }
 
 async fn load_model(dir: &Path) -> Result<SavedModel> {
@@ -109,13 +325,13 @@ struct Scored {
     batches: Vec<RecordBatch>,
 }
 
-/// Replays the card's SQL stages on canonical connections and scores them.
-async fn score_frame(
+/// The card's SQL stages planned over `input` (the canonical connections):
+/// the last stage's frame, or the input itself when the card has none.
+async fn replay_stages(
     ctx: &SessionContext,
     model: &SavedModel,
-    canonical: DataFrame,
-    threshold: f64,
-) -> Result<Scored> {
+    input: Arc<dyn TableProvider>,
+) -> Result<DataFrame> {
     let stages: Vec<SqlStage> = model
         .card
         .feature_stages
@@ -128,9 +344,8 @@ async fn score_frame(
         .flat_map(|s| s.inputs.iter().map(String::as_str))
         .filter(|t| !produced.contains(t))
         .collect();
-    let view = canonical.into_view();
     for root in &roots {
-        ctx.register_table(*root, Arc::clone(&view))?;
+        ctx.register_table(*root, Arc::clone(&input))?;
     }
     let mut params: BTreeMap<String, toml::Value> =
         serde_json::from_value(model.card.stage_params.clone()).unwrap_or_default();
@@ -145,12 +360,32 @@ async fn score_frame(
         ctx.register_table(stage.name.as_str(), df.into_view())?;
         last = Some(stage.name.clone());
     }
-    let final_df = match last {
+    Ok(match last {
         Some(name) => ctx.table(name.as_str()).await?,
-        None => ctx.read_table(view)?,
-    };
+        None => ctx.read_table(input)?,
+    })
+}
+
+/// The output schema for frames of `features`' schema.
+fn output_schema(features: &SchemaRef, threshold: f64) -> Result<SchemaRef> {
+    Ok(output_batch(
+        &RecordBatch::new_empty(Arc::clone(features)),
+        Vec::new(),
+        threshold,
+    )?
+    .schema())
+}
+
+/// Replays the card's SQL stages on canonical connections and scores them.
+async fn score_frame(
+    ctx: &SessionContext,
+    model: &SavedModel,
+    canonical: DataFrame,
+    threshold: f64,
+) -> Result<Scored> {
+    let final_df = replay_stages(ctx, model, canonical.into_view()).await?;
     let planned: SchemaRef = Arc::new(final_df.schema().as_arrow().clone());
-    let schema = output_batch(&RecordBatch::new_empty(planned), Vec::new(), threshold)?.schema();
+    let schema = output_schema(&planned, threshold)?;
     // Partitions in order keep the input's row order.
     let batches: Vec<RecordBatch> = final_df
         .collect_partitioned()
@@ -201,165 +436,281 @@ fn output_batch(batch: &RecordBatch, scores: Vec<f64>, threshold: f64) -> Result
     )?)
 }
 
-fn summarize(batches: &[RecordBatch], threshold: f64) -> Result<ScoreSummary> {
-    let mut flagged = 0u64;
-    let mut rows = 0u64;
-    let mut by_source: HashMap<String, u64> = HashMap::new();
-    for batch in batches {
-        rows += batch.num_rows() as u64;
+/// Running totals of the scored rows for the printed summary.
+#[derive(Debug, Default)]
+struct Summary {
+    rows: u64,
+    flagged: u64,
+    by_source: HashMap<String, u64>,
+}
+
+impl Summary {
+    fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
         let Some(flags) = batch
             .column_by_name("flag")
             .and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
         else {
-            continue;
+            return Ok(());
         };
-        flagged += flags.true_count() as u64;
+        self.flagged += flags.true_count() as u64;
         if let Some(src) = batch.column_by_name("src_ip") {
             let src = datafusion::arrow::compute::cast(src, &DataType::Utf8)?;
-            if let Some(src) = src
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::StringArray>()
-            {
+            if let Some(src) = src.as_any().downcast_ref::<StringArray>() {
                 for i in 0..flags.len() {
                     if flags.value(i) && !flags.is_null(i) && !src.is_null(i) {
-                        *by_source.entry(src.value(i).to_string()).or_default() += 1;
+                        *self.by_source.entry(src.value(i).to_string()).or_default() += 1;
                     }
                 }
             }
         }
+        Ok(())
     }
-    let mut top: Vec<(String, u64)> = by_source.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    top.truncate(5);
-    Ok(ScoreSummary {
-        rows,
-        flagged,
-        threshold,
-        rejected: 0,
-        top_sources: top,
-    })
-}
 
-/// Writes the scored batches as one Parquet file, aside and then renamed.
-/// Row groups are encoded on a blocking thread; the file is complete or
-/// absent.
-async fn write_file(scored: Scored, out: &Path) -> Result<()> {
-    let out = out.to_path_buf();
-    tokio::task::spawn_blocking(move || write_file_blocking(&scored, &out)).await?
+    fn finish(self, threshold: f64, rejected: u64) -> ScoreSummary {
+        let mut top: Vec<(String, u64)> = self.by_source.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        top.truncate(5);
+        ScoreSummary {
+            rows: self.rows,
+            flagged: self.flagged,
+            threshold,
+            rejected,
+            top_sources: top,
+        }
+    }
 }
 
 /// Rows per row group of a scored file.
-const ROW_GROUP_ROWS: usize = 1 << 20;
+const ROW_GROUP_ROWS: usize = 1 << 18;
 
-fn write_file_blocking(scored: &Scored, out: &Path) -> Result<()> {
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(crate::error::io(parent))?;
-    }
-    let tmp = out.with_extension("parquet.partial");
-    let file = std::fs::File::create(&tmp).map_err(crate::error::io(&tmp))?;
-    let written = write_parallel(file, Arc::clone(&scored.schema), &scored.batches)
-        .and_then(|()| std::fs::rename(&tmp, out).map_err(crate::error::io(out)));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+/// A scored Parquet file being written: batches are grouped into row groups
+/// that a blocking thread encodes while scoring goes on. The file is written
+/// aside and renamed by [`ScoredFile::finish`], so it is complete or absent.
+struct ScoredFile {
+    out: PathBuf,
+    tmp: PathBuf,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    groups: Option<mpsc::Sender<Vec<RecordBatch>>>,
+    encoder: Option<tokio::task::JoinHandle<Result<()>>>,
 }
 
-/// Writes `batches` as Parquet, encoding the columns of each row group on
-/// one thread per core (the output columns are flat: one leaf each).
-fn write_parallel(
-    file: std::fs::File,
-    schema: datafusion::arrow::datatypes::SchemaRef,
-    batches: &[RecordBatch],
-) -> Result<()> {
-    use datafusion::error::DataFusionError;
-    use datafusion::parquet::arrow::arrow_writer::{
-        compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory,
-    };
-    use datafusion::parquet::arrow::ArrowSchemaConverter;
-    use datafusion::parquet::basic::Compression;
-    use datafusion::parquet::file::properties::WriterProperties;
-    use datafusion::parquet::file::writer::SerializedFileWriter;
-    let parquet = |e| Error::DataFusion(DataFusionError::ParquetError(Box::new(e)));
-    // LZ4 encodes faster than Snappy at a similar size here, and scoring
-    // throughput is what the hourly schedule waits on.
-    let props = Arc::new(
-        WriterProperties::builder()
-            .set_compression(Compression::LZ4_RAW)
-            .set_dictionary_enabled(false)
-            .build(),
-    );
-    let parquet_schema = ArrowSchemaConverter::new()
-        .with_coerce_types(props.coerce_types())
-        .convert(&schema)
-        .map_err(parquet)?;
-    let mut writer =
-        SerializedFileWriter::new(file, parquet_schema.root_schema_ptr(), Arc::clone(&props))
-            .map_err(parquet)?;
-    let factory = ArrowRowGroupWriterFactory::new(&writer, Arc::clone(&schema));
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut groups: Vec<&[RecordBatch]> = Vec::new();
-    let (mut from, mut rows) = (0, 0);
-    for (i, b) in batches.iter().enumerate() {
-        rows += b.num_rows();
-        if rows >= ROW_GROUP_ROWS || i + 1 == batches.len() {
-            groups.push(&batches[from..=i]);
-            (from, rows) = (i + 1, 0);
+impl ScoredFile {
+    fn create(out: &Path, schema: SchemaRef) -> Result<Self> {
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(crate::error::io(parent))?;
+        }
+        let tmp = out.with_extension("parquet.partial");
+        let file = std::fs::File::create(&tmp).map_err(crate::error::io(&tmp))?;
+        // One group queued while one encodes: memory stays at two row groups.
+        let (groups, rx) = mpsc::channel(1);
+        let encoder = tokio::task::spawn_blocking(move || encode_groups(file, &schema, rx));
+        Ok(Self {
+            out: out.to_path_buf(),
+            tmp,
+            pending: Vec::new(),
+            pending_rows: 0,
+            groups: Some(groups),
+            encoder: Some(encoder),
+        })
+    }
+
+    async fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch);
+        if self.pending_rows >= ROW_GROUP_ROWS {
+            self.send_group().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_group(&mut self) -> Result<()> {
+        let group = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let sent = match &self.groups {
+            Some(groups) => groups.send(group).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The encoder stopped: its error says why.
+        self.groups = None;
+        self.join_encoder().await?;
+        Err(Error::DataFusion(DataFusionError::Internal(
+            "the Parquet encoder stopped early".to_string(),
+        )))
+    }
+
+    async fn join_encoder(&mut self) -> Result<()> {
+        match self.encoder.take() {
+            Some(encoder) => encoder.await?,
+            None => Ok(()),
         }
     }
-    for (index, group) in groups.into_iter().enumerate() {
-        let writers = factory.create_column_writers(index).map_err(parquet)?;
-        let mut shares: Vec<Vec<(usize, ArrowColumnWriter)>> =
-            (0..threads).map(|_| Vec::new()).collect();
-        for (column, w) in writers.into_iter().enumerate() {
-            shares[column % threads].push((column, w));
+
+    async fn finish(mut self) -> Result<()> {
+        let written = async {
+            if !self.pending.is_empty() {
+                self.send_group().await?;
+            }
+            self.groups = None;
+            self.join_encoder().await?;
+            std::fs::rename(&self.tmp, &self.out).map_err(crate::error::io(&self.out))
         }
-        let schema = &schema;
-        let encoded: Vec<Result<Vec<(usize, ArrowColumnChunk)>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = shares
-                .into_iter()
-                .map(|share| {
-                    scope.spawn(move || {
-                        let mut done = Vec::with_capacity(share.len());
-                        for (column, mut w) in share {
-                            let field = schema.field(column);
-                            for batch in group {
-                                for leaf in
-                                    compute_leaves(field, batch.column(column)).map_err(parquet)?
-                                {
-                                    w.write(&leaf).map_err(parquet)?;
-                                }
-                            }
-                            done.push((column, w.close().map_err(parquet)?));
-                        }
-                        Ok(done)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::DataFusion(DataFusionError::Internal(
-                            "a Parquet encoding thread panicked".to_string(),
-                        )))
-                    })
-                })
-                .collect()
-        });
-        let mut chunks = Vec::new();
-        for part in encoded {
-            chunks.extend(part?);
+        .await;
+        if written.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
         }
-        chunks.sort_by_key(|(column, _)| *column);
-        let mut row_group = writer.next_row_group().map_err(parquet)?;
-        for (_, chunk) in chunks {
+        written
+    }
+
+    async fn discard(mut self) {
+        self.groups = None;
+        let _ = self.join_encoder().await;
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Encodes row groups as they arrive; the columns of each group are encoded
+/// on one thread per core (the output columns are flat: one leaf each).
+fn encode_groups(
+    file: std::fs::File,
+    schema: &SchemaRef,
+    mut groups: mpsc::Receiver<Vec<RecordBatch>>,
+) -> Result<()> {
+    let parquet = |e| Error::DataFusion(DataFusionError::ParquetError(Box::new(e)));
+    let mut file = Some(file);
+    let mut writer = None;
+    let mut index = 0;
+    while let Some(group) = groups.blocking_recv() {
+        let (w, factory) = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(open_writer(file.take(), schema, &group)?),
+        };
+        let columns = factory.create_column_writers(index).map_err(parquet)?;
+        index += 1;
+        let chunks = encode_columns(schema, columns, &group)?;
+        let mut row_group = w.next_row_group().map_err(parquet)?;
+        for chunk in chunks {
             chunk.append_to_row_group(&mut row_group).map_err(parquet)?;
         }
         row_group.close().map_err(parquet)?;
     }
-    writer.close().map_err(parquet)?;
+    let (w, _) = match writer {
+        Some(w) => w,
+        None => open_writer(file.take(), schema, &[])?,
+    };
+    w.close().map_err(parquet)?;
     Ok(())
+}
+
+type ParquetFileWriter = (
+    SerializedFileWriter<std::fs::File>,
+    ArrowRowGroupWriterFactory,
+);
+
+/// The file writer, with each column's compression chosen on `sample`.
+fn open_writer(
+    file: Option<std::fs::File>,
+    schema: &SchemaRef,
+    sample: &[RecordBatch],
+) -> Result<ParquetFileWriter> {
+    let parquet = |e| Error::DataFusion(DataFusionError::ParquetError(Box::new(e)));
+    let file = file.ok_or_else(|| {
+        Error::DataFusion(DataFusionError::Internal(
+            "Parquet file opened twice".into(),
+        ))
+    })?;
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::LZ4_RAW)
+        .set_dictionary_enabled(false);
+    for (i, field) in schema.fields().iter().enumerate() {
+        let column = sample.first().map(|b| b.column(i));
+        if column.is_some_and(|c| !worth_compressing(c.as_ref())) {
+            props = props.set_column_compression(
+                ColumnPath::from(field.name().as_str()),
+                Compression::UNCOMPRESSED,
+            );
+        }
+    }
+    let props = Arc::new(props.build());
+    let parquet_schema = ArrowSchemaConverter::new()
+        .with_coerce_types(props.coerce_types())
+        .convert(schema)
+        .map_err(parquet)?;
+    let writer = SerializedFileWriter::new(file, parquet_schema.root_schema_ptr(), props)
+        .map_err(parquet)?;
+    let factory = ArrowRowGroupWriterFactory::new(&writer, Arc::clone(schema));
+    Ok((writer, factory))
+}
+
+/// Whether LZ4 shrinks a column's values by a tenth or more, judged on its
+/// first 64 KiB. Nearly unique values (uid, ts, score) do not shrink, and
+/// compressing them was a tenth of the time of a scoring run.
+fn worth_compressing(column: &dyn Array) -> bool {
+    let data = column.to_data();
+    let Some(values) = data.buffers().last() else {
+        return true;
+    };
+    let sample = &values.as_slice()[..values.len().min(1 << 16)];
+    if sample.len() < 1024 {
+        return true;
+    }
+    lz4_flex::block::compress(sample).len() * 10 < sample.len() * 9
+}
+
+fn encode_columns(
+    schema: &SchemaRef,
+    columns: Vec<ArrowColumnWriter>,
+    group: &[RecordBatch],
+) -> Result<Vec<ArrowColumnChunk>> {
+    let parquet = |e| Error::DataFusion(DataFusionError::ParquetError(Box::new(e)));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut shares: Vec<Vec<(usize, ArrowColumnWriter)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    for (column, w) in columns.into_iter().enumerate() {
+        shares[column % threads].push((column, w));
+    }
+    let encoded: Vec<Result<Vec<(usize, ArrowColumnChunk)>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                scope.spawn(move || {
+                    let mut done = Vec::with_capacity(share.len());
+                    for (column, mut w) in share {
+                        let field = schema.field(column);
+                        for batch in group {
+                            for leaf in
+                                compute_leaves(field, batch.column(column)).map_err(parquet)?
+                            {
+                                w.write(&leaf).map_err(parquet)?;
+                            }
+                        }
+                        done.push((column, w.close().map_err(parquet)?));
+                    }
+                    Ok(done)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::DataFusion(DataFusionError::Internal(
+                        "a Parquet encoding thread panicked".to_string(),
+                    )))
+                })
+            })
+            .collect()
+    });
+    let mut chunks = Vec::new();
+    for part in encoded {
+        chunks.extend(part?);
+    }
+    chunks.sort_by_key(|(column, _)| *column);
+    Ok(chunks.into_iter().map(|(_, chunk)| chunk).collect())
 }
 
 /// The `score` pipeline stage: scores a warehouse table into a table or partition.

@@ -11,12 +11,19 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// A session with every core in use and zeekml's functions registered.
 pub fn new_context() -> SessionContext {
+    context_with_partitions(
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    )
+}
+
+/// A session whose plans run as one partition on the polling task, with
+/// zeekml's functions registered: for callers that run several plans side
+/// by side themselves.
+pub fn context_with_partitions(partitions: usize) -> SessionContext {
     let config = SessionConfig::new()
-        .with_target_partitions(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-        )
+        .with_target_partitions(partitions.max(1))
         .with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
     ctx.register_udf(log1p_udf());
