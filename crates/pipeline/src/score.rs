@@ -766,3 +766,32 @@ pub(crate) async fn run_score_stage(
         rejected: 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+
+    #[test]
+    fn only_columns_that_shrink_are_compressed() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let noise: Int64Array = (0..20_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as i64
+            })
+            .collect();
+        assert!(!worth_compressing(&noise));
+        let ports: Int64Array = (0..20_000).map(|i| [53, 80, 443][i % 3]).collect();
+        assert!(worth_compressing(&ports));
+        let states: StringArray = (0..20_000)
+            .map(|i| Some(["SF", "S0", "REJ"][i % 3]))
+            .collect();
+        assert!(worth_compressing(&states));
+        // Too little to judge: compressed as before.
+        let few: Int64Array = (0..10).collect();
+        assert!(worth_compressing(&few));
+    }
+}

@@ -318,3 +318,88 @@ fn batches_respect_batch_size() {
     assert_eq!(r.batches[0].num_rows(), 1000);
     assert_eq!(r.batches[9].num_rows(), 48);
 }
+
+/// A log of `rows` copies of [`ROW`], each with its line number as uid, and
+/// the text of a bad row at line `bad_at` when given.
+fn numbered_log(rows: usize, bad_at: Option<u64>) -> String {
+    let header = tsv_header(CONN_FIELDS);
+    let header_lines = header.lines().count() as u64;
+    let (_, rest) = ROW.split_once('\t').expect("ts");
+    let (_, rest) = rest.split_once('\t').expect("uid");
+    let mut text = header;
+    for i in 0..rows as u64 {
+        let line = header_lines + 1 + i;
+        if Some(line) == bad_at {
+            text.push_str("1.0\tCbad\tnot a row\n");
+        } else {
+            text.push_str(&format!("1.0\tC{line}\t{rest}\n"));
+        }
+    }
+    text.push_str("#close\t2022-06-17-00-00-07\n");
+    text
+}
+
+#[tokio::test]
+async fn streamed_chunks_keep_file_and_line_order_across_files() {
+    use futures::TryStreamExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Over 8 MiB each, so every file is read as several chunks.
+    let rows = 150_000;
+    let log = numbered_log(rows, None);
+    assert!(log.len() > 16 << 20, "{} bytes", log.len());
+    std::fs::write(dir.path().join("conn.00.log"), &log).expect("write");
+    std::fs::write(dir.path().join("conn.01.log.gz"), gzip(log.as_bytes())).expect("write");
+    let location = dir.path().to_str().expect("utf8");
+
+    let chunks: Vec<_> = zeekml_formats::stream_zeek(location, &fail())
+        .await
+        .expect("open")
+        .try_collect()
+        .await
+        .expect("read");
+    assert!(chunks.len() >= 4, "{} chunks", chunks.len());
+    assert_eq!(chunks.iter().map(|c| c.files).sum::<usize>(), 2);
+    let mut all = zeekml_formats::ZeekRead::default();
+    for c in chunks {
+        all.batches.extend(c.batches);
+        all.rows += c.rows;
+    }
+    assert_eq!(all.rows, 2 * rows as u64);
+    let uids = strings(&all, "uid");
+    let lines = ints(&all, "source_line");
+    let first = tsv_header(CONN_FIELDS).lines().count() as i64 + 1;
+    for (i, (uid, line)) in uids.iter().zip(&lines).enumerate() {
+        let expected = first + (i % rows) as i64;
+        assert_eq!(*line, Some(expected), "row {i}");
+        assert_eq!(
+            uid.as_deref(),
+            Some(format!("C{expected}").as_str()),
+            "row {i}"
+        );
+    }
+    // The eager reader is the same stream collected.
+    let eager = read_zeek(location, &fail()).await.expect("read");
+    assert_eq!(eager.files, 2);
+    assert_eq!(strings(&eager, "uid"), uids);
+}
+
+#[tokio::test]
+async fn a_bad_row_deep_in_a_streamed_file_names_its_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad_line = 100_003;
+    let path = dir.path().join("conn.log");
+    std::fs::write(&path, numbered_log(120_000, Some(bad_line))).expect("write");
+    let err = read_zeek(path.to_str().expect("utf8"), &fail())
+        .await
+        .expect_err("bad row");
+    let text = err.to_string();
+    assert!(text.contains(&format!("conn.log:{bad_line}")), "{text}");
+    assert!(text.contains("expected"), "{text}");
+
+    let read = read_zeek(path.to_str().expect("utf8"), &reject())
+        .await
+        .expect("rejected");
+    assert_eq!(read.rows, 119_999);
+    assert_eq!(read.rejects.len(), 1);
+    assert_eq!(read.rejects[0].line, bad_line);
+}
