@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::io::Read;
 use std::sync::{Arc, LazyLock};
 
+use bytes::Bytes;
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
 };
@@ -155,7 +156,7 @@ pub fn rejects_to_batch(rejects: &[Rejected]) -> Result<RecordBatch> {
 /// errors and in the `source_file` column; it also enables gzip when it ends
 /// in `.gz` (gzip is detected from the magic bytes too).
 pub fn read_zeek_bytes(file_name: &str, bytes: &[u8], opts: &ZeekReadOptions) -> Result<ZeekRead> {
-    let file = LogFile::new(file_name, bytes, parallel_chunks)?;
+    let file = LogFile::new(file_name, Bytes::copy_from_slice(bytes), parallel_chunks)?;
     let chunks = &file.chunks;
     let read = if let [only] = chunks.as_slice() {
         file.parse(only, opts)?
@@ -186,7 +187,7 @@ pub fn read_zeek_bytes(file_name: &str, bytes: &[u8], opts: &ZeekReadOptions) ->
 /// One log in memory, decompressed, with what every chunk of it needs.
 struct LogFile {
     name: String,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     format: Format,
     /// Start offsets of the `#` lines (TSV).
     comments: Vec<usize>,
@@ -196,16 +197,16 @@ struct LogFile {
 
 impl LogFile {
     /// `chunk_count` gives the number of chunks for the decompressed length.
-    fn new(name: &str, bytes: &[u8], chunk_count: fn(usize) -> usize) -> Result<Self> {
+    fn new(name: &str, bytes: Bytes, chunk_count: fn(usize) -> usize) -> Result<Self> {
         if bytes.is_empty() {
             return Err(Error::EmptyFile {
                 file: name.to_string(),
             });
         }
         let bytes = if name.ends_with(".gz") || bytes.starts_with(&[0x1f, 0x8b]) {
-            gunzip(name, bytes)?
+            Bytes::from(gunzip(name, &bytes)?)
         } else {
-            bytes.to_vec()
+            bytes
         };
         let format = detect(name, &bytes)?;
         let has_data = bytes
@@ -378,7 +379,7 @@ async fn load_file(
         .await
         .map_err(store_err)?;
     let chunk_count = |len: usize| len.div_ceil(STREAM_CHUNK_BYTES);
-    tokio::task::spawn_blocking(move || LogFile::new(&name, &bytes, chunk_count)).await?
+    tokio::task::spawn_blocking(move || LogFile::new(&name, bytes, chunk_count)).await?
 }
 
 /// Resolves `location` (see [`resolve_location`]) and reads every file,
