@@ -100,14 +100,31 @@ pub struct ScoreSummary {
 pub async fn score_files(opts: &ScoreOptions) -> Result<ScoreSummary> {
     let model = load_model(&opts.model).await?;
     let threshold = opts.threshold.unwrap_or(model.card.threshold);
-    let started = std::time::Instant::now();
     let rejects = Arc::new(Mutex::new(Vec::new()));
     let (input_schema, input) = open_input(opts, Arc::clone(&rejects)).await?;
+    let summary = score_stream(&model, input_schema, input, threshold, &opts.out).await?;
+    let rejects = std::mem::take(&mut *rejects.lock().unwrap_or_else(PoisonError::into_inner));
+    for r in rejects.iter().take(5) {
+        tracing::warn!(file = %r.file, line = r.line, reason = %r.reason, "row rejected");
+    }
+    Ok(summary.finish(threshold, rejects.len() as u64))
+}
+
+/// Scores a stream of canonical connections into the Parquet file `out`
+/// (written aside, then renamed), in input order.
+async fn score_stream(
+    model: &SavedModel,
+    input_schema: SchemaRef,
+    input: BoxStream<'static, Result<RecordBatch>>,
+    threshold: f64,
+    out: &Path,
+) -> Result<Summary> {
+    let started = std::time::Instant::now();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let scorer = Arc::new(model.scorer()?.with_threads(1));
     let mut plans = Vec::with_capacity(workers);
     for _ in 0..workers {
-        plans.push(FeaturePlan::new(&model, Arc::clone(&input_schema)).await?);
+        plans.push(FeaturePlan::new(model, Arc::clone(&input_schema)).await?);
     }
     let schema = output_schema(&plans[0].schema, threshold)?;
 
@@ -131,7 +148,7 @@ pub async fn score_files(opts: &ScoreOptions) -> Result<ScoreSummary> {
     tasks.spawn(feed(input, work, out_tx));
 
     // Batches come back in any order; they are written in input order.
-    let mut file = ScoredFile::create(&opts.out, Arc::clone(&schema))?;
+    let mut file = ScoredFile::create(out, Arc::clone(&schema))?;
     let mut summary = Summary::default();
     let mut done: BTreeMap<u64, RecordBatch> = BTreeMap::new();
     let mut next = 0u64;
@@ -156,11 +173,7 @@ pub async fn score_files(opts: &ScoreOptions) -> Result<ScoreSummary> {
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "scored");
     file.finish().await?;
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "written");
-    let rejects = std::mem::take(&mut *rejects.lock().unwrap_or_else(PoisonError::into_inner));
-    for r in rejects.iter().take(5) {
-        tracing::warn!(file = %r.file, line = r.line, reason = %r.reason, "row rejected");
-    }
-    Ok(summary.finish(threshold, rejects.len() as u64))
+    Ok(summary)
 }
 
 /// Hands input batches to the workers in turn, numbered in input order; an
@@ -318,13 +331,6 @@ async fn load_model(dir: &Path) -> Result<SavedModel> {
     Ok(tokio::task::spawn_blocking(move || SavedModel::load(&dir)).await??)
 }
 
-/// Connections scored in input order, with their schema (which an input
-/// without connections still has).
-struct Scored {
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-}
-
 /// The card's SQL stages planned over `input` (the canonical connections):
 /// the last stage's frame, or the input itself when the card has none.
 async fn replay_stages(
@@ -374,45 +380,6 @@ fn output_schema(features: &SchemaRef, threshold: f64) -> Result<SchemaRef> {
         threshold,
     )?
     .schema())
-}
-
-/// Replays the card's SQL stages on canonical connections and scores them.
-async fn score_frame(
-    ctx: &SessionContext,
-    model: &SavedModel,
-    canonical: DataFrame,
-    threshold: f64,
-) -> Result<Scored> {
-    let final_df = replay_stages(ctx, model, canonical.into_view()).await?;
-    let planned: SchemaRef = Arc::new(final_df.schema().as_arrow().clone());
-    let schema = output_schema(&planned, threshold)?;
-    // Partitions in order keep the input's row order.
-    let batches: Vec<RecordBatch> = final_df
-        .collect_partitioned()
-        .await?
-        .into_iter()
-        .flatten()
-        .filter(|b| b.num_rows() > 0)
-        .collect();
-    tracing::debug!(batches = batches.len(), "feature stages computed");
-    let owned = model.clone();
-    let (batches, scores) = tokio::task::spawn_blocking(move || {
-        let scores = owned.score(&batches);
-        (batches, scores)
-    })
-    .await?;
-    let scores = scores?;
-    let mut out = Vec::with_capacity(batches.len());
-    let mut from = 0;
-    for batch in &batches {
-        let to = from + batch.num_rows();
-        out.push(output_batch(batch, scores[from..to].to_vec(), threshold)?);
-        from = to;
-    }
-    Ok(Scored {
-        schema,
-        batches: out,
-    })
 }
 
 /// Context columns, `score` and `flag` for every scored row.
@@ -736,33 +703,34 @@ pub(crate) async fn run_score_stage(
     let model = load_model(&model_path).await?;
     crate::runner::register_input(ctx, wh, pipeline, &spec.input).await?;
     let input = ctx.table(spec.input.as_str()).await?;
-    let rows_in = input.clone().count().await? as u64;
-    // A fresh session keeps the replayed stage views from shadowing warehouse tables.
-    let scoring_ctx = session::new_context();
-    let input_view = input.into_view();
-    let canonical = scoring_ctx.read_table(input_view)?;
+    let input_schema: SchemaRef = Arc::new(input.schema().as_arrow().clone());
+    let stream = input.execute_stream().await?.map_err(Error::from).boxed();
     let threshold = spec.threshold.unwrap_or(model.card.threshold);
-    let Scored { schema, batches } =
-        score_frame(&scoring_ctx, &model, canonical, threshold).await?;
-    let scored: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    if scored != rows_in {
-        // The replayed stages must keep every connection.
-        return Err(Error::InvalidPipeline {
-            path: pipeline.path.clone(),
-            message: format!(
-                "stage {}: the model's feature stages kept {scored} of {rows_in} rows",
-                spec.name,
-            ),
-        });
-    }
     let target = target_path(pipeline, &spec.name, spec.partition.as_ref())?;
-    let rows_out = wh.write_batches(ctx, schema, batches, &target).await?;
+    let staging = wh.staging_for(&target)?;
+    let scored = score_stream(
+        &model,
+        input_schema,
+        stream,
+        threshold,
+        &staging.join("part-00000.parquet"),
+    )
+    .await;
+    let summary = match scored {
+        Ok(summary) => summary,
+        Err(e) => {
+            wh.discard(&staging);
+            return Err(e);
+        }
+    };
+    wh.commit(&staging, &target)?;
     wh.register(ctx, &spec.name).await?;
+    let rows = summary.rows;
     Ok(StageOutcome {
         inputs: vec![spec.input.clone(), model_path.display().to_string()],
         outputs: vec![spec.name.clone()],
-        rows_in,
-        rows_out,
+        rows_in: rows,
+        rows_out: rows,
         rejected: 0,
     })
 }

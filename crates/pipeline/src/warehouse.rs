@@ -216,8 +216,7 @@ impl Warehouse {
     /// Writes a query result as the table (or partition) `target`, visible
     /// only once every file is complete. Returns the number of rows written.
     pub async fn write_df(&self, df: DataFrame, target: &Path) -> Result<u64> {
-        let name = target.to_string_lossy().replace(['/', '\\', '='], "_");
-        let staging = self.staging(&name)?;
+        let staging = self.staging_for(target)?;
         match write_parquet_dir(df, &staging).await {
             Ok(rows) => {
                 self.commit(&staging, target)?;
@@ -228,6 +227,11 @@ impl Warehouse {
                 Err(e)
             }
         }
+    }
+
+    /// A fresh staging directory for the table (or partition) `target`.
+    pub fn staging_for(&self, target: &Path) -> Result<PathBuf> {
+        self.staging(&target.to_string_lossy().replace(['/', '\\', '='], "_"))
     }
 
     /// Writes in-memory batches as the table `target` (see [`Self::write_df`]).
