@@ -8,13 +8,22 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::MemTable;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{cast, col, lit, Expr};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
 use datafusion::scalar::ScalarValue;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use zeekml_formats::schema::CONN_COLUMNS;
 use zeekml_formats::{BadRows, Rejected, ZeekReadOptions};
@@ -67,8 +76,17 @@ pub async fn run_ingest(
     input: &str,
     target: &Path,
 ) -> Result<IngestOutcome> {
-    let (df, files, rejects) = read_input(ctx, spec, input).await?;
-    let rows_out = match wh.write_df(df, target).await {
+    let read = read_input(ctx, spec, input).await?;
+    let written = wh.write_df(read.df.clone(), target).await;
+    let ReadStats {
+        files,
+        rejects,
+        error,
+    } = read.take_stats();
+    if let Some(e) = error {
+        return Err(e.into());
+    }
+    let rows_out = match written {
         Ok(rows) => rows,
         Err(e) if spec.format == InputFormat::Csv => {
             return Err(locate_csv_error(spec, input).await?.unwrap_or(e))
@@ -198,8 +216,40 @@ fn quoted(name: &str) -> datafusion::common::Column {
     datafusion::common::Column::new_unqualified(name)
 }
 
-/// A canonical frame, the number of files read, and the rows set aside.
-pub(crate) type Read = (DataFrame, usize, Vec<Rejected>);
+/// A canonical frame and what reading it found. Native Zeek logs are read
+/// as the frame is consumed, so their stats are complete only after that.
+pub(crate) struct Read {
+    /// The canonical connections.
+    pub df: DataFrame,
+    stats: Arc<Mutex<ReadStats>>,
+}
+
+/// Files read, rows set aside, and the error that stopped a streamed read.
+#[derive(Debug, Default)]
+pub(crate) struct ReadStats {
+    pub files: usize,
+    pub rejects: Vec<Rejected>,
+    pub error: Option<zeekml_formats::Error>,
+}
+
+impl Read {
+    fn ready(df: DataFrame, files: usize, rejects: Vec<Rejected>) -> Self {
+        let stats = ReadStats {
+            files,
+            rejects,
+            error: None,
+        };
+        Self {
+            df,
+            stats: Arc::new(Mutex::new(stats)),
+        }
+    }
+
+    /// What reading found so far (all of it once `df` has been consumed).
+    pub(crate) fn take_stats(&self) -> ReadStats {
+        std::mem::take(&mut *self.stats.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
 
 async fn read_parquet(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Result<Read> {
     let resolved = zeekml_formats::resolve_location(input).await?;
@@ -212,7 +262,7 @@ async fn read_parquet(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> R
         )
         .await?;
     let exprs = canonical_projection(df.schema().as_arrow(), spec, &urls[0])?;
-    Ok((df.select(exprs)?, urls.len(), Vec::new()))
+    Ok(Read::ready(df.select(exprs)?, urls.len(), Vec::new()))
 }
 
 async fn read_zeek(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Result<Read> {
@@ -223,12 +273,78 @@ async fn read_zeek(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Resu
         },
         ..ZeekReadOptions::default()
     };
-    let read = zeekml_formats::read_zeek(input, &opts).await?;
-    // In file order, one partition per core for the stages that read it.
-    let partitions = crate::warehouse::partitioned(ctx, read.batches);
-    let table = MemTable::try_new(zeekml_formats::zeek_schema(), partitions)?;
-    let df = ctx.read_table(Arc::new(table))?;
-    Ok((df, read.files, read.rejects))
+    let chunks = zeekml_formats::stream_zeek(input, &opts).await?;
+    let stats = Arc::new(Mutex::new(ReadStats::default()));
+    let found = Arc::clone(&stats);
+    // The reader's own error is kept for the caller: DataFusion's wrapping
+    // would lose its type and prefix its message.
+    let batches = chunks
+        .map(move |chunk| {
+            let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
+            match chunk {
+                Ok(read) => {
+                    found.files += read.files;
+                    found.rejects.extend(read.rejects);
+                    Ok(futures::stream::iter(read.batches.into_iter().map(Ok)))
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    found.error.get_or_insert(e);
+                    Err(DataFusionError::Execution(message))
+                }
+            }
+        })
+        .try_flatten()
+        .boxed();
+    let schema = zeekml_formats::zeek_schema();
+    let source = ReadOnce {
+        schema: Arc::clone(&schema),
+        stream: Mutex::new(Some(batches)),
+    };
+    let table = StreamingTable::try_new(schema, vec![Arc::new(source)])?;
+    Ok(Read {
+        df: ctx.read_table(Arc::new(table))?,
+        stats,
+    })
+}
+
+/// A stream of batches that can be read once: the logs are parsed as the
+/// stage's output is written, so memory holds a few chunks, not the input.
+struct ReadOnce {
+    schema: SchemaRef,
+    stream: Mutex<Option<BoxStream<'static, DfResult<RecordBatch>>>>,
+}
+
+impl std::fmt::Debug for ReadOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnce").finish_non_exhaustive()
+    }
+}
+
+impl PartitionStream for ReadOnce {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self
+            .stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let stream = taken.unwrap_or_else(|| {
+            futures::stream::once(async {
+                Err(DataFusionError::Internal(
+                    "native Zeek logs streamed twice".to_string(),
+                ))
+            })
+            .boxed()
+        });
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        ))
+    }
 }
 
 fn file_urls(resolved: &zeekml_formats::Resolved) -> Vec<String> {
@@ -329,7 +445,7 @@ async fn read_csv(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Resul
         .file_extension("");
     let df = ctx.read_csv(urls.clone(), options).await?;
     let exprs = canonical_projection(df.schema().as_arrow(), spec, &urls[0])?;
-    Ok((df.select(exprs)?, urls.len(), Vec::new()))
+    Ok(Read::ready(df.select(exprs)?, urls.len(), Vec::new()))
 }
 
 /// Validates every line, keeps the good ones, sets the rest aside.
@@ -380,7 +496,7 @@ async fn read_csv_rejecting(
     let table = MemTable::try_new(schema, vec![batches])?;
     let df = ctx.read_table(Arc::new(table))?;
     let exprs = canonical_projection(df.schema().as_arrow(), spec, &urls[0])?;
-    Ok((df.select(exprs)?, urls.len(), rejects))
+    Ok(Read::ready(df.select(exprs)?, urls.len(), rejects))
 }
 
 async fn fetch(

@@ -239,13 +239,13 @@ async fn open_input(
         rejects_table: "rejects".into(),
         partition: None,
     };
-    let (df, _files, found) = ingest::read_input(&ctx, &spec, &opts.input).await?;
+    let read = ingest::read_input(&ctx, &spec, &opts.input).await?;
     rejects
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .extend(found);
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let stream = df.execute_stream().await?.map_err(Error::from);
+        .extend(read.take_stats().rejects);
+    let schema: SchemaRef = Arc::new(read.df.schema().as_arrow().clone());
+    let stream = read.df.execute_stream().await?.map_err(Error::from);
     Ok((schema, stream.boxed()))
 }
 
