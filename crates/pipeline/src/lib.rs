@@ -9,6 +9,7 @@ pub mod error;
 pub mod ingest;
 pub mod manifest;
 pub mod net;
+mod parquet_out;
 pub mod query;
 pub mod runner;
 pub mod score;
