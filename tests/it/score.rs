@@ -368,3 +368,47 @@ fn streamed_scores_keep_input_order_and_match_the_score_stage() {
         "streamed and staged scores differ"
     );
 }
+
+#[test]
+fn scoring_uwf_csv_reproduces_the_deployed_split_scores() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wh = trained(tmp.path());
+    let out = tmp.path().join("scored.parquet");
+    let output = zeekml()
+        .args(["score", "--input-format", "csv", "--model"])
+        .arg(wh.join("models/uwf_recon"))
+        .arg("--input")
+        .arg(tmp.path().join("uwf"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("scored 8000 connections"));
+    let sorted = |rows: Vec<(String, f64)>| {
+        let mut rows: Vec<(String, u64)> =
+            rows.into_iter().map(|(u, s)| (u, s.to_bits())).collect();
+        rows.sort_unstable();
+        rows
+    };
+    // The deployed model is the dedup split's; `scored` holds its score for
+    // every row of `features`.
+    let staged: Vec<(String, f64)> =
+        crate::sql(&wh, "SELECT uid, score FROM scored WHERE split = 'dedup'")
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let (uid, score) = line.split_once(',').expect("two columns");
+                (uid.to_string(), score.parse().expect("score"))
+            })
+            .collect();
+    assert_eq!(staged.len(), 8000);
+    assert!(
+        sorted(uid_scores(&out)) == sorted(staged),
+        "zeekml score and the train stage disagree"
+    );
+}
