@@ -7,18 +7,16 @@
 //! row behind.
 
 use std::borrow::Cow;
-use std::io::Read;
-use std::sync::{Arc, LazyLock};
+use std::io::{BufRead, Read};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
-use bytes::Bytes;
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use flate2::read::MultiGzDecoder;
-use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 
 use crate::error::{Error, Result};
@@ -156,153 +154,188 @@ pub fn rejects_to_batch(rejects: &[Rejected]) -> Result<RecordBatch> {
 /// errors and in the `source_file` column; it also enables gzip when it ends
 /// in `.gz` (gzip is detected from the magic bytes too).
 pub fn read_zeek_bytes(file_name: &str, bytes: &[u8], opts: &ZeekReadOptions) -> Result<ZeekRead> {
-    let file = LogFile::new(file_name, Bytes::copy_from_slice(bytes), parallel_chunks)?;
-    let chunks = &file.chunks;
-    let read = if let [only] = chunks.as_slice() {
-        file.parse(only, opts)?
-    } else {
-        // Chunks parse on their own threads; results are taken in chunk
-        // order, so rows, rejects and the first error are as if sequential.
-        std::thread::scope(|scope| {
-            let file = &file;
-            let handles: Vec<_> = chunks[1..]
-                .iter()
-                .map(|chunk| scope.spawn(move || file.parse(chunk, opts)))
-                .collect();
-            let mut read = file.parse(&chunks[0], opts)?;
-            for handle in handles {
-                let part = handle.join().map_err(|_| Error::ParserPanicked {
-                    file: file_name.to_string(),
-                })??;
-                read.batches.extend(part.batches);
-                read.rejects.extend(part.rejects);
-                read.rows += part.rows;
-            }
-            Ok::<_, Error>(read)
-        })?
+    let name: Arc<str> = Arc::from(file_name);
+    let mut chunks = Vec::new();
+    split_log(&name, bytes, &mut |chunk| {
+        chunks.push(chunk);
+        true
+    });
+    let chunks: Vec<Chunk> = chunks.into_iter().collect::<Result<_>>()?;
+    // Chunks parse on one thread per core, taken from a queue; results are
+    // kept in chunk order, so rows, rejects and the first error are as if
+    // sequential.
+    let next = Mutex::new(0usize);
+    let parsed: Vec<Mutex<Option<Result<ZeekRead>>>> =
+        chunks.iter().map(|_| Mutex::new(None)).collect();
+    let work = || loop {
+        let i = {
+            let mut next = next.lock().unwrap_or_else(PoisonError::into_inner);
+            let i = *next;
+            *next += 1;
+            i
+        };
+        let Some(chunk) = chunks.get(i) else { break };
+        let read = chunk.parse(opts);
+        *parsed[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(read);
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 1..cores.min(chunks.len()) {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let mut read = ZeekRead::default();
+    for part in parsed {
+        let part = part
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ok_or_else(|| Error::ParserPanicked {
+                file: file_name.to_string(),
+            })??;
+        read.append(part);
+    }
+    read.files = 1;
     Ok(read)
 }
 
-/// One log in memory, decompressed, with what every chunk of it needs.
-struct LogFile {
-    name: String,
-    bytes: Bytes,
+/// Bytes per chunk: about 60,000 conn log lines, so a chunk is about one
+/// batch and little of a large log is held at once.
+const CHUNK_BYTES: usize = 8 << 20;
+
+/// A run of whole lines of one log, with what its parse needs: the format,
+/// the TSV header state in force at its start, and the physical number of
+/// its first line.
+#[derive(Debug)]
+struct Chunk {
+    file: Arc<str>,
+    bytes: Vec<u8>,
     format: Format,
-    /// Start offsets of the `#` lines (TSV).
-    comments: Vec<usize>,
-    /// The runs of lines parsed as units.
-    chunks: Vec<Chunk>,
+    header: zeek_tsv::Header,
+    first_line: u64,
+    first: bool,
 }
 
-impl LogFile {
-    /// `chunk_count` gives the number of chunks for the decompressed length.
-    fn new(name: &str, bytes: Bytes, chunk_count: fn(usize) -> usize) -> Result<Self> {
-        if bytes.is_empty() {
-            return Err(Error::EmptyFile {
-                file: name.to_string(),
-            });
-        }
-        let bytes = if name.ends_with(".gz") || bytes.starts_with(&[0x1f, 0x8b]) {
-            Bytes::from(gunzip(name, &bytes)?)
-        } else {
-            bytes
-        };
-        let format = detect(name, &bytes)?;
-        let has_data = bytes
-            .split(|&b| b == b'\n')
-            .any(|line| !line.trim_ascii().is_empty() && line[0] != b'#');
-        if !has_data {
-            tracing::warn!(file = name, "Zeek log holds no data rows");
-        }
-        let comments = match format {
-            Format::Tsv => zeek_tsv::comment_lines(&bytes),
-            Format::Json => Vec::new(),
-        };
-        let chunks = plan_chunks(&bytes, chunk_count(bytes.len()));
-        Ok(Self {
-            name: name.to_string(),
-            bytes,
-            format,
-            comments,
-            chunks,
-        })
-    }
-
-    fn parse(&self, chunk: &Chunk, opts: &ZeekReadOptions) -> Result<ZeekRead> {
-        let part = &self.bytes[chunk.start..chunk.end];
-        let mut sink = RowSink::new(&self.name, opts, part.len());
+impl Chunk {
+    fn parse(&self, opts: &ZeekReadOptions) -> Result<ZeekRead> {
+        let mut sink = RowSink::new(&self.file, opts, self.bytes.len());
         match self.format {
             Format::Tsv => {
-                let header =
-                    zeek_tsv::header_at(&self.bytes, &self.comments, chunk.start, &self.name);
-                zeek_tsv::parse(part, chunk.first_line, header, &mut sink)?;
+                zeek_tsv::parse(&self.bytes, self.first_line, self.header.clone(), &mut sink)?
             }
-            Format::Json => zeek_json::parse(part, chunk.first_line, &mut sink)?,
+            Format::Json => zeek_json::parse(&self.bytes, self.first_line, &mut sink)?,
         }
         let mut read = sink.finish()?;
-        read.files = usize::from(chunk.start == 0);
+        read.files = usize::from(self.first);
         Ok(read)
     }
 }
 
-/// Inputs at least this large are split into chunks parsed in parallel.
-const PARALLEL_MIN_BYTES: usize = 8 << 20;
-
-/// Chunk size of [`stream_zeek`]: about 60,000 conn log lines, so a chunk
-/// is about one batch and little of a large log is held at once.
-const STREAM_CHUNK_BYTES: usize = 8 << 20;
-
-/// A run of whole lines of the input and the physical number of its first line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Chunk {
-    start: usize,
-    end: usize,
-    first_line: u64,
-}
-
-/// One chunk per core for an input of `len` bytes (one for small inputs).
-fn parallel_chunks(len: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if len < PARALLEL_MIN_BYTES {
-        1
-    } else {
-        cores.min(len / (PARALLEL_MIN_BYTES / 2)).max(1)
+/// Cuts a log (gzipped or not) into [`Chunk`]s as it is read, handing each
+/// to `emit` in order; an error is handed over last. Stops early when
+/// `emit` returns false. Only the chunk being filled is held in memory.
+fn split_log(name: &Arc<str>, input: impl Read, emit: &mut dyn FnMut(Result<Chunk>) -> bool) {
+    if let Err(e) = split_log_inner(name, input, emit) {
+        emit(Err(e));
     }
 }
 
-/// Splits the input at line starts into `wanted` chunks of about equal size.
-fn plan_chunks(bytes: &[u8], wanted: usize) -> Vec<Chunk> {
-    let wanted = wanted.max(1);
-    let mut chunks = Vec::with_capacity(wanted);
-    let mut start = 0;
+fn split_log_inner(
+    name: &Arc<str>,
+    input: impl Read,
+    emit: &mut dyn FnMut(Result<Chunk>) -> bool,
+) -> Result<()> {
+    let mut input = std::io::BufReader::with_capacity(1 << 16, input);
+    let head = input.fill_buf().map_err(|source| Error::Io {
+        path: name.to_string(),
+        source,
+    })?;
+    if head.is_empty() {
+        return Err(Error::EmptyFile {
+            file: name.to_string(),
+        });
+    }
+    let gzip = name.ends_with(".gz") || head.starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn Read> = if gzip {
+        Box::new(MultiGzDecoder::new(input))
+    } else {
+        Box::new(input)
+    };
+    let read_error = |source| match gzip {
+        true => Error::Gzip {
+            file: name.to_string(),
+            source,
+        },
+        false => Error::Io {
+            path: name.to_string(),
+            source,
+        },
+    };
+    let mut header = zeek_tsv::Header::default();
+    let mut format = None;
     let mut first_line = 1u64;
-    for k in 1..=wanted {
-        if start >= bytes.len() {
+    let mut has_data = false;
+    let mut pending: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + (1 << 16));
+    let mut target = CHUNK_BYTES;
+    loop {
+        // Fill up to the target size, or to the end of the log.
+        let want = target - pending.len();
+        let read = (&mut reader)
+            .take(want as u64)
+            .read_to_end(&mut pending)
+            .map_err(read_error)?;
+        let eof = read < want;
+        // Cut after the last whole line; a line longer than a chunk waits
+        // for more bytes.
+        let cut = if eof {
+            pending.len()
+        } else {
+            match memchr::memrchr(b'\n', &pending) {
+                Some(i) => i + 1,
+                None => {
+                    target += CHUNK_BYTES;
+                    continue;
+                }
+            }
+        };
+        let rest = pending[cut..].to_vec();
+        pending.truncate(cut);
+        let bytes = std::mem::replace(&mut pending, {
+            let mut next = Vec::with_capacity(CHUNK_BYTES + (1 << 16));
+            next.extend_from_slice(&rest);
+            next
+        });
+        target = CHUNK_BYTES;
+        let format = match format {
+            Some(f) => f,
+            None => *format.insert(detect(name, &bytes)?),
+        };
+        has_data = has_data
+            || bytes
+                .split(|&b| b == b'\n')
+                .any(|line| !line.trim_ascii().is_empty() && line[0] != b'#');
+        let start_header = header.clone();
+        if format == Format::Tsv {
+            zeek_tsv::apply_comments(&mut header, &bytes, name);
+        }
+        let lines = count_newlines(&bytes);
+        let chunk = Chunk {
+            file: Arc::clone(name),
+            bytes,
+            format,
+            header: start_header,
+            first_line,
+            first: first_line == 1,
+        };
+        first_line += lines;
+        if !emit(Ok(chunk)) || eof {
             break;
         }
-        let end = if k == wanted {
-            bytes.len()
-        } else {
-            let target = (bytes.len() / wanted * k).max(start);
-            memchr::memchr(b'\n', &bytes[target..]).map_or(bytes.len(), |i| target + i + 1)
-        };
-        chunks.push(Chunk {
-            start,
-            end,
-            first_line,
-        });
-        first_line += count_newlines(&bytes[start..end]);
-        start = end;
     }
-    if chunks.is_empty() {
-        chunks.push(Chunk {
-            start: 0,
-            end: bytes.len(),
-            first_line: 1,
-        });
+    if !has_data {
+        tracing::warn!(file = %name, "Zeek log holds no data rows");
     }
-    chunks
+    Ok(())
 }
 
 /// Newlines in `bytes`, counted in byte-wide lanes over runs of 255 bytes
@@ -316,11 +349,11 @@ fn count_newlines(bytes: &[u8]) -> u64 {
 
 /// Reads every file of `location` (see [`resolve_location`]) as a stream of
 /// parsed chunks, in file order then line order: each item holds the
-/// batches and rejects of a run of lines. Chunks parse on blocking threads,
-/// one more in flight than there are cores, and the next file is fetched
-/// while the last chunks of the current one parse, so memory holds about
-/// one file and a few chunks whatever the input's size. The first error
-/// (in input order) ends the stream.
+/// batches and rejects of a run of lines. Each log is read and cut into
+/// chunks on a blocking thread as its bytes arrive (decompressing gzip on
+/// the way), and chunks parse on blocking threads, one more in flight than
+/// there are cores, so memory holds a few chunks whatever the size of the
+/// logs. The first error (in input order) ends the stream.
 pub async fn stream_zeek(
     location: &str,
     opts: &ZeekReadOptions,
@@ -335,51 +368,94 @@ pub async fn stream_zeek(
     let in_flight = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let opts = opts.clone();
     let parsed = futures::stream::iter(files)
-        .then(move |(path, name)| load_file(Arc::clone(&store), path, name))
-        .flat_map(move |loaded| {
-            let parses: Vec<BoxFuture<'static, Result<ZeekRead>>> = match loaded {
-                Ok(file) => {
-                    let file = Arc::new(file);
-                    (0..file.chunks.len())
-                        .map(|k| {
-                            let (file, opts) = (Arc::clone(&file), opts.clone());
-                            async move {
-                                tokio::task::spawn_blocking(move || {
-                                    file.parse(&file.chunks[k], &opts)
-                                })
-                                .await?
-                            }
-                            .boxed()
-                        })
-                        .collect()
-                }
-                Err(e) => vec![futures::future::ready(Err(e)).boxed()],
-            };
-            futures::stream::iter(parses)
+        .map(move |(path, name)| split_file(Arc::clone(&store), path, Arc::from(name)))
+        .flatten()
+        .map(move |chunk| {
+            let opts = opts.clone();
+            async move {
+                let chunk = chunk?;
+                tokio::task::spawn_blocking(move || chunk.parse(&opts)).await?
+            }
         })
         .buffered(in_flight);
     Ok(parsed.boxed())
 }
 
-/// Fetches, decompresses and inspects one log file.
-async fn load_file(
+/// The chunks of one log as a stream: a blocking thread fetches and cuts
+/// the log, at most two chunks ahead of their parsing.
+fn split_file(
     store: Arc<dyn object_store::ObjectStore>,
     path: object_store::path::Path,
-    name: String,
-) -> Result<LogFile> {
-    let store_err = |source| Error::ObjectStore {
-        location: name.clone(),
-        source,
+    name: Arc<str>,
+) -> BoxStream<'static, Result<Chunk>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Chunk>>(2);
+    let started = async move {
+        let store_err = |source| Error::ObjectStore {
+            location: name.to_string(),
+            source,
+        };
+        let got = match store.get(&path).await {
+            Ok(got) => got,
+            Err(e) => {
+                let _ = tx.send(Err(store_err(e))).await;
+                return;
+            }
+        };
+        let runtime = tokio::runtime::Handle::current();
+        // Not awaited: the splitter reports its errors through the channel,
+        // and it stops when the receiver is dropped.
+        drop(tokio::task::spawn_blocking(move || {
+            let mut emit = |chunk| tx.blocking_send(chunk).is_ok();
+            match got.payload {
+                object_store::GetResultPayload::File(file, _) => {
+                    split_log(&name, file, &mut emit);
+                }
+                object_store::GetResultPayload::Stream(stream) => {
+                    let reader = StreamReader {
+                        runtime,
+                        stream,
+                        current: bytes::Bytes::new(),
+                        name: Arc::clone(&name),
+                    };
+                    split_log(&name, reader, &mut emit);
+                }
+            }
+        }));
     };
-    let bytes = store
-        .get(&path)
-        .await
-        .map_err(store_err)?
-        .bytes()
-        .await
-        .map_err(store_err)?;
-    let chunk_count = |len: usize| len.div_ceil(STREAM_CHUNK_BYTES);
-    tokio::task::spawn_blocking(move || LogFile::new(&name, bytes, chunk_count)).await?
+    let chunks = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    // Fetching starts when the stream is first polled.
+    futures::stream::once(started)
+        .filter_map(|()| futures::future::ready(None))
+        .chain(chunks)
+        .boxed()
+}
+
+/// An object store byte stream read from a blocking thread.
+struct StreamReader {
+    runtime: tokio::runtime::Handle,
+    stream: BoxStream<'static, object_store::Result<bytes::Bytes>>,
+    current: bytes::Bytes,
+    name: Arc<str>,
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.runtime.block_on(self.stream.next()) {
+                Some(Ok(bytes)) => self.current = bytes,
+                Some(Err(e)) => {
+                    return Err(std::io::Error::other(format!("{}: {e}", self.name)));
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
 }
 
 /// Resolves `location` (see [`resolve_location`]) and reads every file,
@@ -394,18 +470,7 @@ pub async fn read_zeek(location: &str, opts: &ZeekReadOptions) -> Result<ZeekRea
         .await
 }
 
-fn gunzip(file_name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(8));
-    MultiGzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|source| Error::Gzip {
-            file: file_name.to_string(),
-            source,
-        })?;
-    Ok(out)
-}
-
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
     Tsv,
     Json,
@@ -851,37 +916,55 @@ impl<'f> RowSink<'f> {
 mod tests {
     use super::*;
 
+    fn split(name: &str, bytes: &[u8]) -> Result<Vec<Chunk>> {
+        let mut chunks = Vec::new();
+        split_log(&Arc::from(name), bytes, &mut |chunk| {
+            chunks.push(chunk);
+            true
+        });
+        chunks.into_iter().collect()
+    }
+
     #[test]
     fn chunks_split_at_line_starts_and_count_lines() {
-        let line = b"1.0\tC1\t10.0.0.1\n";
-        let mut bytes = Vec::new();
-        while bytes.len() < 3 * PARALLEL_MIN_BYTES {
-            bytes.extend_from_slice(line);
+        let mut bytes = b"#separator \\x09\n#fields\tts\tuid\n".to_vec();
+        let mut n = 0u64;
+        while bytes.len() < 3 * CHUNK_BYTES {
+            bytes.extend_from_slice(format!("1.0\tC{n}\n").as_bytes());
+            n += 1;
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(parallel_chunks(bytes.len()), cores.min(6));
-        assert_eq!(parallel_chunks(PARALLEL_MIN_BYTES - 1), 1);
-        let chunks = plan_chunks(&bytes, 7);
-        assert_eq!(chunks.len(), 7);
-        assert_eq!(chunks[0].start, 0);
-        assert_eq!(chunks.last().map(|c| c.end), Some(bytes.len()));
-        for pair in chunks.windows(2) {
-            assert_eq!(pair[0].end, pair[1].start);
-            assert_eq!(bytes[pair[1].start - 1], b'\n');
-            let lines_before = bytes[..pair[1].start]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            assert_eq!(pair[1].first_line, lines_before as u64 + 1);
+        bytes.extend_from_slice(b"#close\t2024\n1.0\tlast");
+        let chunks = split("conn.log", &bytes).expect("split");
+        assert!(chunks.len() >= 3, "{}", chunks.len());
+        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.bytes.clone()).collect();
+        assert_eq!(joined, bytes);
+        let mut line = 1;
+        for (i, c) in chunks.iter().enumerate() {
+            assert_eq!(c.first_line, line, "chunk {i}");
+            assert_eq!(c.first, i == 0);
+            assert!(c.bytes.len() <= CHUNK_BYTES, "chunk {i}");
+            if i + 1 < chunks.len() {
+                assert_eq!(c.bytes.last(), Some(&b'\n'), "chunk {i}");
+            }
+            // Every chunk after the first starts with the header in force.
+            assert_eq!(c.header.has_fields(), i > 0, "chunk {i}");
+            line += count_newlines(&c.bytes);
         }
-        assert_eq!(
-            plan_chunks(b"#x\n", 4),
-            vec![Chunk {
-                start: 0,
-                end: 3,
-                first_line: 1
-            }]
-        );
+        // gzip gives the same chunks.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &bytes).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let from_gz = split("conn.log.gz", &gz).expect("split gz");
+        assert_eq!(from_gz.len(), chunks.len());
+        assert!(from_gz.iter().zip(&chunks).all(|(a, b)| a.bytes == b.bytes));
+        // A line longer than a chunk stays whole.
+        let long = format!("#fields\tts\n{}\n2.0\n", "9".repeat(CHUNK_BYTES + 10));
+        let chunks = split("long.log", long.as_bytes()).expect("split long");
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].bytes, b"#fields\tts\n");
+        assert_eq!(chunks[1].bytes.len(), CHUNK_BYTES + 15);
+        assert_eq!(chunks[1].first_line, 2);
+        assert_eq!(count_newlines(&b"a\nb\n".repeat(300)), 600);
     }
 
     #[test]

@@ -40,6 +40,14 @@ pub(crate) struct Header {
     fields: Option<(Vec<String>, Vec<Target>)>,
 }
 
+impl Header {
+    /// Whether a `#fields` line has been applied.
+    #[cfg(test)]
+    pub(crate) fn has_fields(&self) -> bool {
+        self.fields.is_some()
+    }
+}
+
 impl Default for Header {
     fn default() -> Self {
         Self {
@@ -253,37 +261,31 @@ fn cell_error(name: &str, cell: &str, kind: Kind, col: usize) -> String {
 }
 
 /// The header state in force at byte `offset` (a line start) of a log:
-/// every `#` line before it applied in order. Header errors are left to the
-/// chunk holding the faulty line, which reports them in file order.
+/// every `#` line before it applied in order.
 #[cfg(test)]
 pub(crate) fn header_before(bytes: &[u8], offset: usize, file: &str) -> Header {
-    header_at(bytes, &comment_lines(&bytes[..offset]), offset, file)
+    let mut header = Header::default();
+    apply_comments(&mut header, &bytes[..offset], file);
+    header
 }
 
-/// Start offsets of the `#` lines of a log, found once per file so that
-/// each chunk's header state costs only the header lines themselves.
-pub(crate) fn comment_lines(bytes: &[u8]) -> Vec<usize> {
-    (bytes.first() == Some(&b'#'))
+/// Applies every `#` line of `bytes` (whole lines) to `header`, in order.
+/// Header errors are left to the parse of the chunk holding the faulty
+/// line, which reports them in file order.
+pub(crate) fn apply_comments(header: &mut Header, bytes: &[u8], file: &str) {
+    let starts = (bytes.first() == Some(&b'#'))
         .then_some(0)
         .into_iter()
-        .chain(memchr::memmem::find_iter(bytes, b"\n#").map(|i| i + 1))
-        .collect()
-}
-
-/// [`header_before`] given the file's [`comment_lines`].
-pub(crate) fn header_at(bytes: &[u8], comments: &[usize], offset: usize, file: &str) -> Header {
-    let mut header = Header::default();
-    let before = &bytes[..offset];
-    for &start in comments.iter().take_while(|&&start| start < offset) {
-        let end = memchr::memchr(b'\n', &before[start..]).map_or(before.len(), |i| start + i);
-        let line = before[start..end]
+        .chain(memchr::memmem::find_iter(bytes, b"\n#").map(|i| i + 1));
+    for start in starts {
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        let line = bytes[start..end]
             .strip_suffix(b"\r")
-            .unwrap_or(&before[start..end]);
+            .unwrap_or(&bytes[start..end]);
         if let Ok(line) = std::str::from_utf8(line) {
             let _ignored = header.apply(line, file, 0);
         }
     }
-    header
 }
 
 /// Parses a run of whole TSV lines into `sink`; `first_line` is the physical
