@@ -3,8 +3,9 @@
 //!
 //! - [`resolve_location`]: a file, directory, glob or object store URL into
 //!   a store and its sorted files.
-//! - [`read_zeek`] / [`read_zeek_bytes`]: native Zeek conn logs (TSV or JSON,
-//!   optionally gzipped) into Arrow batches in [`zeek_schema`], with bad rows
+//! - [`stream_zeek`] / [`read_zeek`] / [`read_zeek_bytes`]: native Zeek conn
+//!   logs (TSV or JSON, optionally gzipped) into Arrow batches in
+//!   [`zeek_schema`], as a stream of chunks or all at once, with bad rows
 //!   failing the read or set aside as [`Rejected`] rows.
 //! - [`ZeekLogTable`]: the same as a DataFusion table.
 #![warn(missing_docs)]

@@ -89,8 +89,8 @@ pub struct ScoreSummary {
 /// The input streams through: chunks of the logs parse on blocking threads,
 /// one worker per core replays the feature stages and scores each batch as
 /// it arrives, and row groups are encoded while later batches are still
-/// being scored. Memory holds the logs being read, a few batches and two row groups,
-/// not the input.
+/// being scored. Memory holds a few chunks of the logs, a few batches and
+/// two row groups, not the input.
 pub async fn score_files(opts: &ScoreOptions) -> Result<ScoreSummary> {
     let model = load_model(&opts.model).await?;
     let threshold = opts.threshold.unwrap_or(model.card.threshold);
