@@ -39,6 +39,26 @@ fn parquet_rows(path: &Path) -> (usize, Vec<String>) {
     (rows, names)
 }
 
+/// `zeekml score` with a model directory, an input and an output file.
+fn score(model: &Path, input: &Path, out: &Path) -> assert_cmd::Command {
+    let mut cmd = zeekml();
+    cmd.args(["score", "--model"])
+        .arg(model)
+        .arg("--input")
+        .arg(input)
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
+/// `(uid, score)` pairs sorted, scores as bits: generated recon flows repeat
+/// their uid, so scored tables are compared as sorted pairs, bit for bit.
+fn sorted_bits(rows: Vec<(String, f64)>) -> Vec<(String, u64)> {
+    let mut rows: Vec<(String, u64)> = rows.into_iter().map(|(u, s)| (u, s.to_bits())).collect();
+    rows.sort_unstable();
+    rows
+}
+
 #[test]
 fn score_writes_every_connection_of_native_logs() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -56,15 +76,7 @@ fn score_writes_every_connection_of_native_logs() {
         ("rita-json/conn.log", 29),
     ] {
         let out = tmp.path().join("scored.parquet");
-        let output = zeekml()
-            .args(["score", "--model"])
-            .arg(&model)
-            .arg("--input")
-            .arg(realdata(file))
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .expect("run");
+        let output = score(&model, &realdata(file), &out).output().expect("run");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
@@ -95,15 +107,13 @@ fn score_writes_every_connection_of_native_logs() {
 #[test]
 fn score_rejects_a_missing_model_and_bad_logs_clearly() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = zeekml()
-        .args(["score", "--model"])
-        .arg(tmp.path().join("nope"))
-        .arg("--input")
-        .arg(realdata("rita-json/conn.log"))
-        .arg("--out")
-        .arg(tmp.path().join("x.parquet"))
-        .output()
-        .expect("run");
+    let out = score(
+        &tmp.path().join("nope"),
+        &realdata("rita-json/conn.log"),
+        &tmp.path().join("x.parquet"),
+    )
+    .output()
+    .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nope"), "{err}");
@@ -236,13 +246,7 @@ fn a_log_without_connections_scores_to_an_empty_file() {
     let log = tmp.path().join("conn.log");
     std::fs::write(&log, header).expect("write");
     let out = tmp.path().join("scored.parquet");
-    zeekml()
-        .args(["score", "--model"])
-        .arg(wh.join("models/uwf_recon"))
-        .arg("--input")
-        .arg(&log)
-        .arg("--out")
-        .arg(&out)
+    score(&wh.join("models/uwf_recon"), &log, &out)
         .assert()
         .success();
     let (rows, names) = parquet_rows(&out);
@@ -323,13 +327,7 @@ fn streamed_scores_keep_input_order_and_match_the_score_stage() {
     assert_eq!(input_uids.len(), 300_000);
 
     let out = tmp.path().join("scored.parquet");
-    zeekml()
-        .args(["score", "--model"])
-        .arg(wh.join("models/uwf_recon"))
-        .arg("--input")
-        .arg(&day)
-        .arg("--out")
-        .arg(&out)
+    score(&wh.join("models/uwf_recon"), &day, &out)
         .assert()
         .success();
     let streamed = uid_scores(&out);
@@ -353,18 +351,10 @@ fn streamed_scores_keep_input_order_and_match_the_score_stage() {
         .arg(&wh)
         .assert()
         .success();
-    // Generated recon flows repeat their uid, so rows are compared as sorted
-    // (uid, score) pairs, bit for bit.
-    let sorted = |rows: Vec<(String, f64)>| {
-        let mut rows: Vec<(String, u64)> =
-            rows.into_iter().map(|(u, s)| (u, s.to_bits())).collect();
-        rows.sort_unstable();
-        rows
-    };
-    let staged = sorted(uid_scores(&wh.join("alerts/date=2024-05-02")));
+    let staged = sorted_bits(uid_scores(&wh.join("alerts/date=2024-05-02")));
     assert_eq!(staged.len(), 300_000);
     assert!(
-        sorted(streamed) == staged,
+        sorted_bits(streamed) == staged,
         "streamed and staged scores differ"
     );
 }
@@ -374,13 +364,8 @@ fn scoring_uwf_csv_reproduces_the_deployed_split_scores() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let wh = trained(tmp.path());
     let out = tmp.path().join("scored.parquet");
-    let output = zeekml()
-        .args(["score", "--input-format", "csv", "--model"])
-        .arg(wh.join("models/uwf_recon"))
-        .arg("--input")
-        .arg(tmp.path().join("uwf"))
-        .arg("--out")
-        .arg(&out)
+    let output = score(&wh.join("models/uwf_recon"), &tmp.path().join("uwf"), &out)
+        .args(["--input-format", "csv"])
         .output()
         .expect("run");
     assert!(
@@ -389,12 +374,6 @@ fn scoring_uwf_csv_reproduces_the_deployed_split_scores() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("scored 8000 connections"));
-    let sorted = |rows: Vec<(String, f64)>| {
-        let mut rows: Vec<(String, u64)> =
-            rows.into_iter().map(|(u, s)| (u, s.to_bits())).collect();
-        rows.sort_unstable();
-        rows
-    };
     // The deployed model is the dedup split's; `scored` holds its score for
     // every row of `features`.
     let staged: Vec<(String, f64)> =
@@ -408,7 +387,7 @@ fn scoring_uwf_csv_reproduces_the_deployed_split_scores() {
             .collect();
     assert_eq!(staged.len(), 8000);
     assert!(
-        sorted(uid_scores(&out)) == sorted(staged),
+        sorted_bits(uid_scores(&out)) == sorted_bits(staged),
         "zeekml score and the train stage disagree"
     );
 }

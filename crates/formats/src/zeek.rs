@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::io::{BufRead, Read};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
@@ -161,41 +161,44 @@ pub fn read_zeek_bytes(file_name: &str, bytes: &[u8], opts: &ZeekReadOptions) ->
         true
     });
     let chunks: Vec<Chunk> = chunks.into_iter().collect::<Result<_>>()?;
-    // Chunks parse on one thread per core, taken from a queue; results are
-    // kept in chunk order, so rows, rejects and the first error are as if
-    // sequential.
-    let next = Mutex::new(0usize);
-    let parsed: Vec<Mutex<Option<Result<ZeekRead>>>> =
-        chunks.iter().map(|_| Mutex::new(None)).collect();
-    let work = || loop {
-        let i = {
-            let mut next = next.lock().unwrap_or_else(PoisonError::into_inner);
-            let i = *next;
-            *next += 1;
-            i
-        };
-        let Some(chunk) = chunks.get(i) else { break };
-        let read = chunk.parse(opts);
-        *parsed[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(read);
-    };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 1..cores.min(chunks.len()) {
-            scope.spawn(work);
-        }
-        work();
-    });
+    // Chunks are about equal in size, so thread t parses chunks t, t + n,
+    // ...; results are put back in chunk order, so rows, rejects and the
+    // first error are as if sequential.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(chunks.len());
+    let mut parsed: Vec<(usize, Result<ZeekRead>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let chunks = &chunks;
+                scope.spawn(move || {
+                    chunks
+                        .iter()
+                        .enumerate()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(i, chunk)| (i, chunk.parse(opts)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().map_err(|_| Error::ParserPanicked {
+                    file: file_name.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
+    parsed.sort_by_key(|(i, _)| *i);
     let mut read = ZeekRead::default();
-    for part in parsed {
-        let part = part
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
-            .ok_or_else(|| Error::ParserPanicked {
-                file: file_name.to_string(),
-            })??;
-        read.append(part);
+    for (_, part) in parsed {
+        read.append(part?);
     }
-    read.files = 1;
     Ok(read)
 }
 
@@ -298,13 +301,10 @@ fn split_log_inner(
                 }
             }
         };
-        let rest = pending[cut..].to_vec();
+        let mut next = Vec::with_capacity(CHUNK_BYTES + (1 << 16));
+        next.extend_from_slice(&pending[cut..]);
         pending.truncate(cut);
-        let bytes = std::mem::replace(&mut pending, {
-            let mut next = Vec::with_capacity(CHUNK_BYTES + (1 << 16));
-            next.extend_from_slice(&rest);
-            next
-        });
+        let bytes = std::mem::replace(&mut pending, next);
         target = CHUNK_BYTES;
         let format = match format {
             Some(f) => f,
@@ -415,7 +415,6 @@ fn split_file(
                         runtime,
                         stream,
                         current: bytes::Bytes::new(),
-                        name: Arc::clone(&name),
                     };
                     split_log(&name, reader, &mut emit);
                 }
@@ -437,7 +436,6 @@ struct StreamReader {
     runtime: tokio::runtime::Handle,
     stream: BoxStream<'static, object_store::Result<bytes::Bytes>>,
     current: bytes::Bytes,
-    name: Arc<str>,
 }
 
 impl Read for StreamReader {
@@ -445,9 +443,7 @@ impl Read for StreamReader {
         while self.current.is_empty() {
             match self.runtime.block_on(self.stream.next()) {
                 Some(Ok(bytes)) => self.current = bytes,
-                Some(Err(e)) => {
-                    return Err(std::io::Error::other(format!("{}: {e}", self.name)));
-                }
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
                 None => return Ok(0),
             }
         }

@@ -78,20 +78,11 @@ pub async fn run_ingest(
 ) -> Result<IngestOutcome> {
     let read = read_input(ctx, spec, input).await?;
     let written = wh.write_df(read.df.clone(), target).await;
-    let ReadStats {
-        files,
-        rejects,
-        error,
-    } = read.take_stats();
-    if let Some(e) = error {
-        return Err(e.into());
-    }
-    let rows_out = match written {
-        Ok(rows) => rows,
+    let (rows_out, ReadStats { files, rejects, .. }) = match read.settle(written) {
         Err(e) if spec.format == InputFormat::Csv => {
             return Err(locate_csv_error(spec, input).await?.unwrap_or(e))
         }
-        Err(e) => return Err(e),
+        settled => settled?,
     };
     let rejected = rejects.len() as u64;
     if spec.on_bad_rows == OnBadRows::Reject {
@@ -249,6 +240,17 @@ impl Read {
     pub(crate) fn take_stats(&self) -> ReadStats {
         std::mem::take(&mut *self.stats.lock().unwrap_or_else(PoisonError::into_inner))
     }
+
+    /// The outcome of consuming `df`, with what reading found. A reader
+    /// error (file and line) comes first: DataFusion, which stopped on it,
+    /// only carries its text.
+    pub(crate) fn settle<T>(&self, outcome: Result<T>) -> Result<(T, ReadStats)> {
+        let mut stats = self.take_stats();
+        if let Some(e) = stats.error.take() {
+            return Err(e.into());
+        }
+        Ok((outcome?, stats))
+    }
 }
 
 async fn read_parquet(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Result<Read> {
@@ -296,32 +298,44 @@ async fn read_zeek(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Resu
         })
         .try_flatten()
         .boxed();
-    let schema = zeekml_formats::zeek_schema();
-    let source = ReadOnce {
-        schema: Arc::clone(&schema),
-        stream: Mutex::new(Some(batches)),
-    };
-    let table = StreamingTable::try_new(schema, vec![Arc::new(source)])?;
+    let source = OnceSource::new(zeekml_formats::zeek_schema());
+    source.set(batches);
+    let table = StreamingTable::try_new(source.schema.clone(), vec![Arc::new(source)])?;
     Ok(Read {
         df: ctx.read_table(Arc::new(table))?,
         stats,
     })
 }
 
-/// A stream of batches that can be read once: the logs are parsed as the
-/// stage's output is written, so memory holds a few chunks, not the input.
-struct ReadOnce {
+/// A table source whose batches come from a stream set from outside, read
+/// once per [`OnceSource::set`]: streamed logs are parsed as the stage's
+/// output is written, and scoring re-runs one plan per batch.
+pub(crate) struct OnceSource {
     schema: SchemaRef,
     stream: Mutex<Option<BoxStream<'static, DfResult<RecordBatch>>>>,
 }
 
-impl std::fmt::Debug for ReadOnce {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadOnce").finish_non_exhaustive()
+impl OnceSource {
+    pub(crate) fn new(schema: SchemaRef) -> Self {
+        Self {
+            schema,
+            stream: Mutex::new(None),
+        }
+    }
+
+    /// The stream the next execution reads.
+    pub(crate) fn set(&self, stream: BoxStream<'static, DfResult<RecordBatch>>) {
+        *self.stream.lock().unwrap_or_else(PoisonError::into_inner) = Some(stream);
     }
 }
 
-impl PartitionStream for ReadOnce {
+impl std::fmt::Debug for OnceSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnceSource").finish_non_exhaustive()
+    }
+}
+
+impl PartitionStream for OnceSource {
     fn schema(&self) -> &SchemaRef {
         &self.schema
     }
@@ -335,7 +349,7 @@ impl PartitionStream for ReadOnce {
         let stream = taken.unwrap_or_else(|| {
             futures::stream::once(async {
                 Err(DataFusionError::Internal(
-                    "native Zeek logs streamed twice".to_string(),
+                    "a one-time table source was read twice".to_string(),
                 ))
             })
             .boxed()

@@ -121,28 +121,21 @@ fn encode_groups(
     mut groups: mpsc::Receiver<Vec<RecordBatch>>,
 ) -> Result<()> {
     let parquet = |e| Error::DataFusion(DataFusionError::ParquetError(Box::new(e)));
-    let mut file = Some(file);
-    let mut writer = None;
-    let mut index = 0;
-    while let Some(group) = groups.blocking_recv() {
-        let (w, factory) = match &mut writer {
-            Some(w) => w,
-            None => writer.insert(open_writer(file.take(), schema, &group)?),
-        };
+    // The first group chooses each column's compression; without one the
+    // file still gets the schema.
+    let first = groups.blocking_recv();
+    let (mut writer, factory) = open_writer(file, schema, first.as_deref().unwrap_or_default())?;
+    let rest = std::iter::from_fn(|| groups.blocking_recv());
+    for (index, group) in first.into_iter().chain(rest).enumerate() {
         let columns = factory.create_column_writers(index).map_err(parquet)?;
-        index += 1;
         let chunks = encode_columns(schema, columns, &group)?;
-        let mut row_group = w.next_row_group().map_err(parquet)?;
+        let mut row_group = writer.next_row_group().map_err(parquet)?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group).map_err(parquet)?;
         }
         row_group.close().map_err(parquet)?;
     }
-    let (w, _) = match writer {
-        Some(w) => w,
-        None => open_writer(file.take(), schema, &[])?,
-    };
-    w.close().map_err(parquet)?;
+    writer.close().map_err(parquet)?;
     Ok(())
 }
 
@@ -153,16 +146,11 @@ type ParquetFileWriter = (
 
 /// The file writer, with each column's compression chosen on `sample`.
 fn open_writer(
-    file: Option<std::fs::File>,
+    file: std::fs::File,
     schema: &SchemaRef,
     sample: &[RecordBatch],
 ) -> Result<ParquetFileWriter> {
     let parquet = |e| Error::DataFusion(DataFusionError::ParquetError(Box::new(e)));
-    let file = file.ok_or_else(|| {
-        Error::DataFusion(DataFusionError::Internal(
-            "Parquet file opened twice".into(),
-        ))
-    })?;
     let mut props = WriterProperties::builder()
         .set_compression(Compression::LZ4_RAW)
         .set_dictionary_enabled(false);

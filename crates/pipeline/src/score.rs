@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray,
@@ -16,19 +16,17 @@ use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
-use datafusion::physical_plan::{collect, ExecutionPlan, SendableRecordBatchStream};
+use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use zeekml_formats::{BadRows, Rejected, ZeekReadOptions};
 use zeekml_model::{SavedModel, Scorer};
 
 use crate::config::{IngestSpec, InputFormat, OnBadRows, Pipeline, ScoreSpec};
 use crate::error::{Error, Result};
+use crate::ingest::OnceSource;
 use crate::parquet_out::ParquetOut;
 use crate::runner::{target_path, StageOutcome};
 use crate::sql_stage::SqlStage;
@@ -94,14 +92,32 @@ pub struct ScoreSummary {
 pub async fn score_files(opts: &ScoreOptions) -> Result<ScoreSummary> {
     let model = load_model(&opts.model).await?;
     let threshold = opts.threshold.unwrap_or(model.card.threshold);
-    let rejects = Arc::new(Mutex::new(Vec::new()));
-    let (input_schema, input) = open_input(opts, Arc::clone(&rejects)).await?;
-    let summary = score_stream(&model, input_schema, input, threshold, &opts.out).await?;
-    let rejects = std::mem::take(&mut *rejects.lock().unwrap_or_else(PoisonError::into_inner));
-    for r in rejects.iter().take(5) {
+    let ctx = session::new_context();
+    let spec = IngestSpec {
+        name: "input".into(),
+        input: opts.input.clone(),
+        format: opts.format,
+        columns: BTreeMap::new(),
+        on_bad_rows: opts.on_bad_rows,
+        rejects_table: "rejects".into(),
+        partition: None,
+    };
+    let read = ingest::read_input(&ctx, &spec, &opts.input).await?;
+    let schema: SchemaRef = Arc::new(read.df.schema().as_arrow().clone());
+    let input = read.df.clone().execute_stream().await?;
+    let scored = score_stream(
+        &model,
+        schema,
+        input.map_err(Error::from).boxed(),
+        threshold,
+        &opts.out,
+    )
+    .await;
+    let (summary, stats) = read.settle(scored)?;
+    for r in stats.rejects.iter().take(5) {
         tracing::warn!(file = %r.file, line = r.line, reason = %r.reason, "row rejected");
     }
-    Ok(summary.finish(threshold, rejects.len() as u64))
+    Ok(summary.finish(threshold, stats.rejects.len() as u64))
 }
 
 /// Scores a stream of canonical connections into the Parquet file `out`
@@ -196,57 +212,10 @@ async fn feed(
     }
 }
 
-/// The input as a stream of canonical batches in input order, with its
-/// schema; rows set aside are collected in `rejects` as they are read.
-async fn open_input(
-    opts: &ScoreOptions,
-    rejects: Arc<Mutex<Vec<Rejected>>>,
-) -> Result<(SchemaRef, BoxStream<'static, Result<RecordBatch>>)> {
-    if opts.format == InputFormat::Zeek {
-        let read_opts = ZeekReadOptions {
-            bad_rows: match opts.on_bad_rows {
-                OnBadRows::Fail => BadRows::Fail,
-                OnBadRows::Reject => BadRows::Reject,
-            },
-            ..ZeekReadOptions::default()
-        };
-        let chunks = zeekml_formats::stream_zeek(&opts.input, &read_opts).await?;
-        let batches = chunks
-            .map_err(Error::from)
-            .map_ok(move |read| {
-                rejects
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .extend(read.rejects);
-                futures::stream::iter(read.batches.into_iter().map(Ok))
-            })
-            .try_flatten();
-        return Ok((zeekml_formats::zeek_schema(), batches.boxed()));
-    }
-    let ctx = session::new_context();
-    let spec = IngestSpec {
-        name: "input".into(),
-        input: opts.input.clone(),
-        format: opts.format,
-        columns: BTreeMap::new(),
-        on_bad_rows: opts.on_bad_rows,
-        rejects_table: "rejects".into(),
-        partition: None,
-    };
-    let read = ingest::read_input(&ctx, &spec, &opts.input).await?;
-    rejects
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .extend(read.take_stats().rejects);
-    let schema: SchemaRef = Arc::new(read.df.schema().as_arrow().clone());
-    let stream = read.df.execute_stream().await?.map_err(Error::from);
-    Ok((schema, stream.boxed()))
-}
-
 /// The card's feature stages planned once over a one-batch source, so each
 /// batch is computed by re-running the same physical plan.
 struct FeaturePlan {
-    slot: Arc<Mutex<Option<RecordBatch>>>,
+    source: Arc<OnceSource>,
     plan: Arc<dyn ExecutionPlan>,
     task: Arc<TaskContext>,
     schema: SchemaRef,
@@ -256,17 +225,13 @@ impl FeaturePlan {
     async fn new(model: &SavedModel, input: SchemaRef) -> Result<Self> {
         // One partition: the plan runs on the worker that polls it.
         let ctx = session::context_with_partitions(1);
-        let slot = Arc::new(Mutex::new(None));
-        let source = SlotStream {
-            schema: Arc::clone(&input),
-            slot: Arc::clone(&slot),
-        };
-        let table = StreamingTable::try_new(input, vec![Arc::new(source)])?;
+        let source = Arc::new(OnceSource::new(Arc::clone(&input)));
+        let table = StreamingTable::try_new(input, vec![Arc::clone(&source) as _])?;
         let df = replay_stages(&ctx, model, Arc::new(table)).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let plan = df.create_physical_plan().await?;
         Ok(Self {
-            slot,
+            source,
             plan,
             task: ctx.task_ctx(),
             schema,
@@ -281,7 +246,8 @@ impl FeaturePlan {
         threshold: f64,
     ) -> Result<RecordBatch> {
         let rows = batch.num_rows();
-        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(batch);
+        self.source
+            .set(futures::stream::once(async { Ok(batch) }).boxed());
         let computed = collect(Arc::clone(&self.plan), Arc::clone(&self.task)).await?;
         let features = concat_batches(&self.schema, &computed)?;
         if features.num_rows() != rows {
@@ -292,31 +258,6 @@ impl FeaturePlan {
         }
         let scores = scorer.score(std::slice::from_ref(&features))?;
         output_batch(&features, scores, threshold)
-    }
-}
-
-/// The source of a [`FeaturePlan`]: yields the batch put in its slot.
-#[derive(Debug)]
-struct SlotStream {
-    schema: SchemaRef,
-    slot: Arc<Mutex<Option<RecordBatch>>>,
-}
-
-impl PartitionStream for SlotStream {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let batch = self
-            .slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            futures::stream::iter(batch.map(Ok)),
-        ))
     }
 }
 

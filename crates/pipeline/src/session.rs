@@ -18,9 +18,9 @@ pub fn new_context() -> SessionContext {
     )
 }
 
-/// A session whose plans run as one partition on the polling task, with
-/// zeekml's functions registered: for callers that run several plans side
-/// by side themselves.
+/// A session that plans for `partitions` partitions, with zeekml's functions
+/// registered. With 1, a plan runs on the task that polls it: for callers
+/// that run several plans side by side themselves.
 pub fn context_with_partitions(partitions: usize) -> SessionContext {
     let config = SessionConfig::new()
         .with_target_partitions(partitions.max(1))

@@ -252,10 +252,7 @@ impl Warehouse {
 /// `batches` as contiguous runs, one partition per core of `ctx`: work on
 /// the partitions runs in parallel, and reading them in order gives the
 /// batches in their original order.
-pub(crate) fn partitioned(
-    ctx: &SessionContext,
-    batches: Vec<RecordBatch>,
-) -> Vec<Vec<RecordBatch>> {
+fn partitioned(ctx: &SessionContext, batches: Vec<RecordBatch>) -> Vec<Vec<RecordBatch>> {
     let parts = ctx.state().config().target_partitions().max(1);
     let per_part = batches.len().div_ceil(parts).max(1);
     let mut partitions: Vec<Vec<RecordBatch>> = Vec::with_capacity(parts);
