@@ -13,15 +13,17 @@ use datafusion::parquet::arrow::arrow_writer::{
 };
 use datafusion::parquet::arrow::ArrowSchemaConverter;
 use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::writer::SerializedFileWriter;
 use datafusion::parquet::schema::types::ColumnPath;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 
-/// Rows per row group.
-const ROW_GROUP_ROWS: usize = 1 << 18;
+/// Rows per row group: 131,072 rows of a wide table are about 25 MB of
+/// values, and a writer holds up to three groups (one filling, one queued,
+/// one encoding). Larger groups were no faster.
+const ROW_GROUP_ROWS: usize = 1 << 17;
 
 /// A Parquet file being written from batches that arrive one by one: they
 /// are grouped into row groups that a blocking thread encodes while the
@@ -114,7 +116,7 @@ impl ParquetOut {
 }
 
 /// Encodes row groups as they arrive; the columns of each group are encoded
-/// on one thread per core (the output columns are flat: one leaf each).
+/// on one thread per core.
 fn encode_groups(
     file: std::fs::File,
     schema: &SchemaRef,
@@ -124,11 +126,12 @@ fn encode_groups(
     // The first group chooses each column's compression; without one the
     // file still gets the schema.
     let first = groups.blocking_recv();
-    let (mut writer, factory) = open_writer(file, schema, first.as_deref().unwrap_or_default())?;
+    let (mut writer, factory, roots) =
+        open_writer(file, schema, first.as_deref().unwrap_or_default())?;
     let rest = std::iter::from_fn(|| groups.blocking_recv());
     for (index, group) in first.into_iter().chain(rest).enumerate() {
         let columns = factory.create_column_writers(index).map_err(parquet)?;
-        let chunks = encode_columns(schema, columns, &group)?;
+        let chunks = encode_columns(schema, columns, &roots, &group)?;
         let mut row_group = writer.next_row_group().map_err(parquet)?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group).map_err(parquet)?;
@@ -142,18 +145,23 @@ fn encode_groups(
 type ParquetFileWriter = (
     SerializedFileWriter<std::fs::File>,
     ArrowRowGroupWriterFactory,
+    Vec<usize>,
 );
 
-/// The file writer, with each column's compression chosen on `sample`.
+/// The file writer, with each column's compression chosen on `sample`, and
+/// the top-level field of each Parquet leaf column.
 fn open_writer(
     file: std::fs::File,
     schema: &SchemaRef,
     sample: &[RecordBatch],
 ) -> Result<ParquetFileWriter> {
     let parquet = |e| Error::DataFusion(DataFusionError::ParquetError(Box::new(e)));
+    // Chunk statistics keep row-group pruning; page statistics and the page
+    // index cost a min/max per page that the warehouse's readers do not use.
     let mut props = WriterProperties::builder()
         .set_compression(Compression::LZ4_RAW)
-        .set_dictionary_enabled(false);
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::Chunk);
     for (i, field) in schema.fields().iter().enumerate() {
         let column = sample.first().map(|b| b.column(i));
         if column.is_some_and(|c| !worth_compressing(c.as_ref())) {
@@ -168,15 +176,20 @@ fn open_writer(
         .with_coerce_types(props.coerce_types())
         .convert(schema)
         .map_err(parquet)?;
+    let roots = (0..parquet_schema.num_columns())
+        .map(|leaf| parquet_schema.get_column_root_idx(leaf))
+        .collect();
     let writer = SerializedFileWriter::new(file, parquet_schema.root_schema_ptr(), props)
         .map_err(parquet)?;
     let factory = ArrowRowGroupWriterFactory::new(&writer, Arc::clone(schema));
-    Ok((writer, factory))
+    Ok((writer, factory, roots))
 }
 
-/// Whether LZ4 shrinks a column's values by a tenth or more, judged on its
-/// first 64 KiB. Nearly unique values (uid, ts) do not shrink, and
-/// compressing them was a tenth of the time of a scoring run.
+/// Whether LZ4 is worth its time on a column, judged on its first 64 KiB of
+/// values: only when it shrinks them to a third or less. Nearly unique
+/// values (uid, ts, addresses) shrink little, and LZ4 doubled the time to
+/// encode a column; repetitive ones (categories, sparse flags, counters
+/// that are mostly zero) shrink tenfold for little time.
 fn worth_compressing(column: &dyn Array) -> bool {
     let data = column.to_data();
     let Some(values) = data.buffers().last() else {
@@ -186,37 +199,55 @@ fn worth_compressing(column: &dyn Array) -> bool {
     if sample.len() < 1024 {
         return true;
     }
-    lz4_flex::block::compress(sample).len() * 10 < sample.len() * 9
+    lz4_flex::block::compress(sample).len() * MIN_RATIO <= sample.len()
 }
 
+/// See [`worth_compressing`].
+const MIN_RATIO: usize = 3;
+
+/// A top-level field's index and its encoded leaf columns.
+type FieldChunks = (usize, Vec<ArrowColumnChunk>);
+
+/// Encodes one row group: each top-level field (its leaf columns) on one of
+/// a thread per core. `roots[i]` is the field of leaf writer `i`.
 fn encode_columns(
     schema: &SchemaRef,
-    columns: Vec<ArrowColumnWriter>,
+    writers: Vec<ArrowColumnWriter>,
+    roots: &[usize],
     group: &[RecordBatch],
 ) -> Result<Vec<ArrowColumnChunk>> {
     let parquet = |e| Error::DataFusion(DataFusionError::ParquetError(Box::new(e)));
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut shares: Vec<Vec<(usize, ArrowColumnWriter)>> =
-        (0..threads).map(|_| Vec::new()).collect();
-    for (column, w) in columns.into_iter().enumerate() {
-        shares[column % threads].push((column, w));
+    let mut fields: Vec<Vec<ArrowColumnWriter>> =
+        (0..schema.fields().len()).map(|_| Vec::new()).collect();
+    for (w, &root) in writers.into_iter().zip(roots) {
+        fields[root].push(w);
     }
-    let encoded: Vec<Result<Vec<(usize, ArrowColumnChunk)>>> = std::thread::scope(|scope| {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut shares: Vec<Vec<(usize, Vec<ArrowColumnWriter>)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    for (column, ws) in fields.into_iter().enumerate() {
+        shares[column % threads].push((column, ws));
+    }
+    let encoded: Vec<Result<Vec<FieldChunks>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .into_iter()
             .map(|share| {
                 scope.spawn(move || {
                     let mut done = Vec::with_capacity(share.len());
-                    for (column, mut w) in share {
+                    for (column, mut ws) in share {
                         let field = schema.field(column);
                         for batch in group {
-                            for leaf in
-                                compute_leaves(field, batch.column(column)).map_err(parquet)?
-                            {
-                                w.write(&leaf).map_err(parquet)?;
+                            let leaves =
+                                compute_leaves(field, batch.column(column)).map_err(parquet)?;
+                            for (leaf, w) in leaves.iter().zip(ws.iter_mut()) {
+                                w.write(leaf).map_err(parquet)?;
                             }
                         }
-                        done.push((column, w.close().map_err(parquet)?));
+                        let chunks = ws
+                            .into_iter()
+                            .map(|w| w.close().map_err(parquet))
+                            .collect::<Result<Vec<_>>>()?;
+                        done.push((column, chunks));
                     }
                     Ok(done)
                 })
@@ -238,7 +269,7 @@ fn encode_columns(
         chunks.extend(part?);
     }
     chunks.sort_by_key(|(column, _)| *column);
-    Ok(chunks.into_iter().map(|(_, chunk)| chunk).collect())
+    Ok(chunks.into_iter().flat_map(|(_, c)| c).collect())
 }
 
 #[cfg(test)]
@@ -267,5 +298,80 @@ mod tests {
         // Too little to judge: compressed as before.
         let few: Int64Array = (0..10).collect();
         assert!(worth_compressing(&few));
+    }
+
+    #[tokio::test]
+    async fn nested_columns_round_trip_across_row_groups() {
+        use datafusion::arrow::array::{Int32Array, ListArray, StructArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema};
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+        let pair = DataType::Struct(
+            vec![
+                Field::new("a", DataType::Int32, true),
+                Field::new("b", DataType::Utf8, true),
+            ]
+            .into(),
+        );
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("pair", pair, true),
+            Field::new_list("gaps", Field::new_list_field(DataType::Int32, true), true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let batch = |start: i64, n: usize| {
+            let ids: Int64Array = (start..start + n as i64).collect();
+            let a: Int32Array = (0..n).map(|i| (i % 7 != 0).then_some(i as i32)).collect();
+            let b: StringArray = (0..n).map(|i| Some(format!("b{}", i % 5))).collect();
+            let pair = StructArray::from(vec![
+                (
+                    Arc::new(Field::new("a", DataType::Int32, true)),
+                    Arc::new(a) as _,
+                ),
+                (
+                    Arc::new(Field::new("b", DataType::Utf8, true)),
+                    Arc::new(b) as _,
+                ),
+            ]);
+            let gaps = ListArray::from_iter_primitive::<Int32Type, _, _>((0..n).map(|i| {
+                (i % 3 != 0).then(|| (0..i % 4).map(|j| Some(j as i32)).collect::<Vec<_>>())
+            }));
+            let names: StringArray = (0..n)
+                .map(|i| (i % 2 == 0).then(|| format!("n{i}")))
+                .collect();
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(ids),
+                    Arc::new(pair),
+                    Arc::new(gaps),
+                    Arc::new(names),
+                ],
+            )
+            .expect("batch")
+        };
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("nested.parquet");
+        let mut out = ParquetOut::create(&path, Arc::clone(&schema)).expect("create");
+        // Three row groups, the last one short.
+        let batches: Vec<RecordBatch> = (0..5).map(|k| batch(k * 70_000, 70_000)).collect();
+        for b in &batches {
+            out.push(b.clone()).await.expect("push");
+        }
+        out.finish().await.expect("finish");
+        assert!(!tmp.path().join("nested.parquet.partial").exists());
+
+        let file = std::fs::File::open(&path).expect("open");
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("reader");
+        assert_eq!(builder.metadata().num_row_groups(), 3);
+        let read: Vec<RecordBatch> = builder
+            .build()
+            .expect("build")
+            .collect::<std::result::Result<_, _>>()
+            .expect("read");
+        let expected =
+            datafusion::arrow::compute::concat_batches(&schema, &batches).expect("concat");
+        let got = datafusion::arrow::compute::concat_batches(&schema, &read).expect("concat");
+        assert_eq!(got, expected);
     }
 }

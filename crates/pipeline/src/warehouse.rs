@@ -10,22 +10,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::config::TableParquetOptions;
-use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::MemTable;
-use datafusion::error::DataFusionError;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::prelude::DataFrame;
-use datafusion::prelude::SessionContext;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::{DataFrame, SessionContext};
+use futures::StreamExt;
+use tokio::task::JoinSet;
 
 use crate::config::valid_table_name;
 use crate::error::{io, Error, Result};
+use crate::parquet_out::ParquetOut;
 
 /// Directory names under the root that are not tables.
 const RESERVED: &[&str] = &["models"];
@@ -266,47 +266,69 @@ fn partitioned(ctx: &SessionContext, batches: Vec<RecordBatch>) -> Vec<Vec<Recor
     partitions
 }
 
-/// Parquet writer settings for every table. Write speed dominates the stage
-/// budgets: LZ4 (raw) took about a third less time than Snappy in the
-/// `clean` and `features` stages for about 5% more bytes, and dictionary
-/// encoding is off, since interning every
-/// value was the largest single cost of a stage (uid, addresses and
-/// timestamps are nearly unique; LZ4 still shrinks the repetitive category
-/// columns). Readers need Parquet's LZ4_RAW codec (pyarrow, Spark 3.4+,
-/// DuckDB and DataFusion have it).
-pub fn parquet_options() -> TableParquetOptions {
-    let mut options = TableParquetOptions::default();
-    options.global.compression = Some("lz4_raw".to_string());
-    options.global.dictionary_enabled = Some(false);
-    options
-}
-
+/// Writes `df` as Parquet files in `dir`, one per output partition, each
+/// streamed through [`ParquetOut`] as the partition's batches arrive.
+/// Partitions that come out empty leave no file, unless all do: the table
+/// still needs one file for its schema. Returns the number of rows written.
 async fn write_parquet_dir(df: DataFrame, dir: &Path) -> Result<u64> {
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let path = format!("{}/", dir.display());
-    let counts = df
-        .write_parquet(&path, DataFrameWriteOptions::new(), Some(parquet_options()))
-        .await?;
-    let rows: u64 = counts
-        .iter()
-        .filter_map(|b| b.column_by_name("count"))
-        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>())
-        .flat_map(|a| a.iter().flatten())
-        .sum();
+    let streams = df.execute_stream_partitioned().await?;
+    let mut files = JoinSet::new();
+    for (i, stream) in streams.into_iter().enumerate() {
+        let path = dir.join(format!("part-{i:05}.parquet"));
+        let schema = Arc::clone(&schema);
+        files.spawn(async move {
+            let rows = write_parquet_file(stream, &path, schema).await?;
+            if rows == 0 {
+                std::fs::remove_file(&path).map_err(io(&path))?;
+            }
+            Ok::<u64, Error>(rows)
+        });
+    }
+    let mut rows = 0;
+    while let Some(written) = files.join_next().await {
+        match written? {
+            Ok(n) => rows += n,
+            Err(e) => {
+                // The other files stop with the task set; the caller drops the directory.
+                files.shutdown().await;
+                return Err(e);
+            }
+        }
+    }
     let has_file = std::fs::read_dir(dir)
         .map_err(io(dir))?
         .flatten()
         .any(|e| e.path().extension().is_some_and(|x| x == "parquet"));
     if !has_file {
-        // An empty result still needs a file so the table has a schema.
-        let file_path = dir.join("empty.parquet");
-        let file = std::fs::File::create(&file_path).map_err(io(&file_path))?;
-        let mut writer = ArrowWriter::try_new(file, schema, None)
-            .map_err(|e| DataFusionError::ParquetError(Box::new(e)))?;
-        writer
-            .finish()
-            .map_err(|e| DataFusionError::ParquetError(Box::new(e)))?;
+        let empty = futures::stream::empty().boxed();
+        let stream = Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&schema), empty));
+        write_parquet_file(stream, &dir.join("part-00000.parquet"), schema).await?;
     }
+    Ok(rows)
+}
+
+async fn write_parquet_file(
+    mut stream: SendableRecordBatchStream,
+    path: &Path,
+    schema: SchemaRef,
+) -> Result<u64> {
+    let mut out = ParquetOut::create(path, schema)?;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        let pushed = match batch {
+            Ok(batch) => {
+                rows += batch.num_rows() as u64;
+                out.push(batch).await
+            }
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = pushed {
+            out.discard().await;
+            return Err(e);
+        }
+    }
+    out.finish().await?;
     Ok(rows)
 }
 
