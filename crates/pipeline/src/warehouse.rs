@@ -403,4 +403,71 @@ mod tests {
         assert!(wh.table_dir("features").join("p.parquet").exists());
         assert!(!tmp.path().join(".staging").exists());
     }
+
+    fn parquet_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".parquet"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_table_has_one_file_per_partition_and_keeps_every_row() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::create(tmp.path()).expect("create");
+        let ctx = crate::session::context_with_partitions(3);
+        let df = ctx
+            .sql("SELECT value AS n, CAST(value % 7 AS VARCHAR) AS k FROM generate_series(1, 300000)")
+            .await
+            .expect("sql")
+            .repartition(datafusion::logical_expr::Partitioning::RoundRobinBatch(3))
+            .expect("repartition");
+        let rows = wh.write_df(df, Path::new("t")).await.expect("write");
+        assert_eq!(rows, 300_000);
+        assert_eq!(
+            parquet_files(&wh.table_dir("t")),
+            [
+                "part-00000.parquet",
+                "part-00001.parquet",
+                "part-00002.parquet"
+            ]
+        );
+        wh.register(&ctx, "t").await.expect("register");
+        let sums = ctx
+            .sql("SELECT count(*) AS c, sum(n) AS s, count(DISTINCT k) AS k FROM t")
+            .await
+            .expect("sql")
+            .collect()
+            .await
+            .expect("collect");
+        let formatted = datafusion::arrow::util::pretty::pretty_format_batches(&sums)
+            .expect("format")
+            .to_string();
+        assert!(
+            formatted.contains("| 300000 | 45000150000 | 7 |"),
+            "{formatted}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_result_is_one_file_with_the_schema() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::create(tmp.path()).expect("create");
+        let ctx = crate::session::context_with_partitions(2);
+        let df = ctx
+            .sql("SELECT value AS n, 'x' AS k FROM generate_series(1, 1000) WHERE value > 5000")
+            .await
+            .expect("sql");
+        let rows = wh.write_df(df, Path::new("t")).await.expect("write");
+        assert_eq!(rows, 0);
+        assert_eq!(parquet_files(&wh.table_dir("t")), ["part-00000.parquet"]);
+        wh.register(&ctx, "t").await.expect("register");
+        let schema = ctx.table("t").await.expect("table").schema().clone();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["n", "k"]);
+    }
 }
