@@ -18,7 +18,6 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::MemTable;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 use tokio::task::JoinSet;
@@ -287,23 +286,18 @@ async fn write_parquet_dir(df: DataFrame, dir: &Path) -> Result<u64> {
     }
     let mut rows = 0;
     while let Some(written) = files.join_next().await {
-        match written? {
-            Ok(n) => rows += n,
-            Err(e) => {
-                // The other files stop with the task set; the caller drops the directory.
-                files.shutdown().await;
-                return Err(e);
-            }
-        }
+        // On an error the set is dropped, which stops the other files, and
+        // the caller discards the directory.
+        rows += written??;
     }
     let has_file = std::fs::read_dir(dir)
         .map_err(io(dir))?
         .flatten()
         .any(|e| e.path().extension().is_some_and(|x| x == "parquet"));
     if !has_file {
-        let empty = futures::stream::empty().boxed();
-        let stream = Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&schema), empty));
-        write_parquet_file(stream, &dir.join("part-00000.parquet"), schema).await?;
+        ParquetOut::create(&dir.join("part-00000.parquet"), schema)?
+            .finish()
+            .await?;
     }
     Ok(rows)
 }
