@@ -39,7 +39,9 @@ pub(crate) struct ParquetOut {
 }
 
 impl ParquetOut {
-    pub(crate) fn create(out: &Path, schema: SchemaRef) -> Result<Self> {
+    /// A file whose row groups are each encoded on `threads` threads (at
+    /// least one): the cores this file may use while others are written.
+    pub(crate) fn create(out: &Path, schema: SchemaRef, threads: usize) -> Result<Self> {
         if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(crate::error::io(parent))?;
         }
@@ -47,7 +49,9 @@ impl ParquetOut {
         let file = std::fs::File::create(&tmp).map_err(crate::error::io(&tmp))?;
         // One group queued while one encodes: memory stays at two row groups.
         let (groups, rx) = mpsc::channel(1);
-        let encoder = tokio::task::spawn_blocking(move || encode_groups(file, &schema, rx));
+        let threads = threads.max(1);
+        let encoder =
+            tokio::task::spawn_blocking(move || encode_groups(file, &schema, threads, rx));
         Ok(Self {
             out: out.to_path_buf(),
             tmp,
@@ -115,11 +119,12 @@ impl ParquetOut {
     }
 }
 
-/// Encodes row groups as they arrive; the columns of each group are encoded
-/// on one thread per core.
+/// Encodes row groups as they arrive, the columns of each group side by side
+/// on `threads` threads.
 fn encode_groups(
     file: std::fs::File,
     schema: &SchemaRef,
+    threads: usize,
     mut groups: mpsc::Receiver<Vec<RecordBatch>>,
 ) -> Result<()> {
     let parquet = |e| Error::DataFusion(DataFusionError::ParquetError(Box::new(e)));
@@ -131,7 +136,7 @@ fn encode_groups(
     let rest = std::iter::from_fn(|| groups.blocking_recv());
     for (index, group) in first.into_iter().chain(rest).enumerate() {
         let columns = factory.create_column_writers(index).map_err(parquet)?;
-        let chunks = encode_columns(schema, columns, &roots, &group)?;
+        let chunks = encode_columns(schema, columns, &roots, threads, &group)?;
         let mut row_group = writer.next_row_group().map_err(parquet)?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group).map_err(parquet)?;
@@ -225,11 +230,12 @@ const MIN_RATIO: usize = 3;
 type FieldChunks = (usize, Vec<ArrowColumnChunk>);
 
 /// Encodes one row group: each top-level field (its leaf columns) on one of
-/// a thread per core. `roots[i]` is the field of leaf writer `i`.
+/// `threads` threads. `roots[i]` is the field of leaf writer `i`.
 fn encode_columns(
     schema: &SchemaRef,
     writers: Vec<ArrowColumnWriter>,
     roots: &[usize],
+    threads: usize,
     group: &[RecordBatch],
 ) -> Result<Vec<ArrowColumnChunk>> {
     let parquet = |e| Error::DataFusion(DataFusionError::ParquetError(Box::new(e)));
@@ -238,7 +244,6 @@ fn encode_columns(
     for (w, &root) in writers.into_iter().zip(roots) {
         fields[root].push(w);
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut shares: Vec<Vec<(usize, Vec<ArrowColumnWriter>)>> =
         (0..threads).map(|_| Vec::new()).collect();
     for (column, ws) in fields.into_iter().enumerate() {
@@ -368,7 +373,7 @@ mod tests {
         };
         let tmp = tempfile::tempdir().expect("tempdir");
         let path = tmp.path().join("nested.parquet");
-        let mut out = ParquetOut::create(&path, Arc::clone(&schema)).expect("create");
+        let mut out = ParquetOut::create(&path, Arc::clone(&schema), 2).expect("create");
         // Three row groups, the last one short.
         let batches: Vec<RecordBatch> = (0..5).map(|k| batch(k * 70_000, 70_000)).collect();
         for b in &batches {
@@ -421,7 +426,7 @@ mod tests {
         .expect("batch");
         let tmp = tempfile::tempdir().expect("tempdir");
         let path = tmp.path().join("t.parquet");
-        let mut out = ParquetOut::create(&path, schema).expect("create");
+        let mut out = ParquetOut::create(&path, schema, 2).expect("create");
         out.push(batch).await.expect("push");
         out.finish().await.expect("finish");
 

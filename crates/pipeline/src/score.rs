@@ -158,7 +158,7 @@ async fn score_stream(
     tasks.spawn(feed(input, work, out_tx));
 
     // Batches come back in any order; they are written in input order.
-    let mut file = ParquetOut::create(out, Arc::clone(&schema))?;
+    let mut file = ParquetOut::create(out, Arc::clone(&schema), workers)?;
     let mut summary = Summary::default();
     let mut done: BTreeMap<u64, RecordBatch> = BTreeMap::new();
     let mut next = 0u64;

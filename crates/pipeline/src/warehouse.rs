@@ -272,12 +272,16 @@ fn partitioned(ctx: &SessionContext, batches: Vec<RecordBatch>) -> Vec<Vec<Recor
 async fn write_parquet_dir(df: DataFrame, dir: &Path) -> Result<u64> {
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let streams = df.execute_stream_partitioned().await?;
+    // The files share the cores: with one partition per core, each file's
+    // row groups are encoded on one thread, not on every core per file.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.div_ceil(streams.len().max(1));
     let mut files = JoinSet::new();
     for (i, stream) in streams.into_iter().enumerate() {
         let path = dir.join(format!("part-{i:05}.parquet"));
         let schema = Arc::clone(&schema);
         files.spawn(async move {
-            let rows = write_parquet_file(stream, &path, schema).await?;
+            let rows = write_parquet_file(stream, &path, schema, threads).await?;
             if rows == 0 {
                 std::fs::remove_file(&path).map_err(io(&path))?;
             }
@@ -295,7 +299,7 @@ async fn write_parquet_dir(df: DataFrame, dir: &Path) -> Result<u64> {
         .flatten()
         .any(|e| e.path().extension().is_some_and(|x| x == "parquet"));
     if !has_file {
-        ParquetOut::create(&dir.join("part-00000.parquet"), schema)?
+        ParquetOut::create(&dir.join("part-00000.parquet"), schema, 1)?
             .finish()
             .await?;
     }
@@ -306,8 +310,9 @@ async fn write_parquet_file(
     mut stream: SendableRecordBatchStream,
     path: &Path,
     schema: SchemaRef,
+    threads: usize,
 ) -> Result<u64> {
-    let mut out = ParquetOut::create(path, schema)?;
+    let mut out = ParquetOut::create(path, schema, threads)?;
     let mut rows = 0;
     while let Some(batch) = stream.next().await {
         let pushed = match batch {
