@@ -1,5 +1,6 @@
-//! Parquet files written as batches arrive, with row groups encoded column
-//! by column on every core and each column's compression chosen on its
+//! Parquet files written as batches arrive: the warehouse's tables and
+//! `zeekml score`'s output. Row groups are encoded column by column on a
+//! given number of threads, and each column's compression is chosen on its
 //! first batch.
 
 use std::path::{Path, PathBuf};
@@ -194,6 +195,7 @@ fn open_writer(
     Ok((writer, factory, roots))
 }
 
+/// Text and binary columns, which get no min/max statistics.
 fn is_text(data_type: &DataType) -> bool {
     matches!(
         data_type,
@@ -208,9 +210,10 @@ fn is_text(data_type: &DataType) -> bool {
 
 /// Whether LZ4 is worth its time on a column, judged on its first 64 KiB of
 /// values: only when it shrinks them to a third or less. Nearly unique
-/// values (uid, ts, addresses) shrink little, and LZ4 doubled the time to
-/// encode a column; repetitive ones (categories, sparse flags, counters
-/// that are mostly zero) shrink tenfold for little time.
+/// values (uid, ts, durations, byte counts) shrink little, and LZ4 doubled
+/// the time to encode a column; repetitive ones (categories, sparse flags,
+/// counters that are mostly zero) shrink fivefold or more, and addresses
+/// about fourfold.
 fn worth_compressing(column: &dyn Array) -> bool {
     let data = column.to_data();
     let Some(values) = data.buffers().last() else {
