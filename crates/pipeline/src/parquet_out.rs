@@ -301,16 +301,21 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{Int64Array, StringArray};
 
+    /// Pseudo-random values that LZ4 cannot shrink.
+    fn xorshift(mut x: u64) -> impl Iterator<Item = u64> {
+        std::iter::repeat_with(move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        })
+    }
+
     #[test]
     fn only_columns_that_shrink_are_compressed() {
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        let noise: Int64Array = (0..20_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as i64
-            })
+        let noise: Int64Array = xorshift(0x9e37_79b9_7f4a_7c15)
+            .take(20_000)
+            .map(|x| x as i64)
             .collect();
         assert!(!worth_compressing(&noise));
         let ports: Int64Array = (0..20_000).map(|i| [53, 80, 443][i % 3]).collect();
@@ -409,14 +414,9 @@ mod tests {
             Field::new("conn_state", DataType::Utf8, false),
             Field::new("dest_port", DataType::Int64, false),
         ]));
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
-        let uids: StringArray = (0..50_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                Some(format!("C{x:016x}"))
-            })
+        let uids: StringArray = xorshift(0x2545_f491_4f6c_dd1d)
+            .take(50_000)
+            .map(|x| Some(format!("C{x:016x}")))
             .collect();
         let states: StringArray = (0..50_000)
             .map(|i| Some(["SF", "S0", "REJ", "OTH"][i % 4]))

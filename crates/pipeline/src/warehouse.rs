@@ -294,11 +294,8 @@ async fn write_parquet_dir(df: DataFrame, dir: &Path) -> Result<u64> {
         // the caller discards the directory.
         rows += written??;
     }
-    let has_file = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .flatten()
-        .any(|e| e.path().extension().is_some_and(|x| x == "parquet"));
-    if !has_file {
+    // Only files with rows were kept, so no rows means no file.
+    if rows == 0 {
         ParquetOut::create(&dir.join("part-00000.parquet"), schema, 1)?
             .finish()
             .await?;
