@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod bad_input;
+mod evaluation;
 mod generate_tsv;
 mod pipeline;
 mod score;
@@ -51,17 +52,37 @@ pub fn scalar(warehouse: &Path, query: &str) -> String {
     lines[1].to_string()
 }
 
-/// Generates a small UWF-shaped data set into `dir`.
+/// `pipelines/uwf_recon.toml` written into `dir` with its SQL paths made
+/// absolute, its threshold setting replaced when `threshold` is given, and
+/// `extra` appended. Small training sets cannot hold the default 1e-4
+/// false-positive budget (it needs 10,000 benign validation rows).
+pub fn uwf_pipeline(dir: &Path, threshold: Option<&str>, extra: &str) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("pipelines/uwf_recon.toml")).unwrap();
+    let sql_dir = repo().join("sql");
+    let mut text = text.replace("\"../sql/", &format!("\"{}/", sql_dir.display()));
+    if let Some(t) = threshold {
+        let default = "threshold = { rule = \"max_fpr\", value = 1e-4 }";
+        assert!(
+            text.contains(default),
+            "the pipeline's threshold line moved"
+        );
+        text = text.replace(default, &format!("threshold = {t}"));
+    }
+    let path = dir.join("uwf_recon_test.toml");
+    std::fs::write(&path, format!("{text}\n{extra}")).unwrap();
+    path
+}
+
+/// Generates a small UWF-shaped data set of the default (campus) profile.
 pub fn generate(dir: &Path, rows: u64, seed: u64) {
+    generate_profile(dir, rows, seed, "campus");
+}
+
+/// Generates a small UWF-shaped data set of a traffic profile into `dir`.
+pub fn generate_profile(dir: &Path, rows: u64, seed: u64, profile: &str) {
     zeekml()
-        .args([
-            "generate",
-            "--rows",
-            &rows.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--out",
-        ])
+        .args(["generate", "--rows", &rows.to_string()])
+        .args(["--seed", &seed.to_string(), "--profile", profile, "--out"])
         .arg(dir)
         .assert()
         .success();

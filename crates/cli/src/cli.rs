@@ -52,6 +52,11 @@ pub enum Command {
         /// conn logs (unlabelled, for scoring).
         #[arg(long, value_enum, default_value_t = GenerateFormat::Csv)]
         format: GenerateFormat,
+        /// Simulated network: a campus like UWF-ZeekData22's, or a Windows
+        /// enterprise with other services, ports and recon tools (to test a
+        /// model on traffic it was not trained on).
+        #[arg(long, value_enum, default_value_t = GenerateProfile::Campus)]
+        profile: GenerateProfile,
     },
     /// Run a pipeline file's stages into the warehouse.
     Run {
@@ -125,6 +130,15 @@ pub enum GenerateFormat {
     Csv,
     /// `conn-00000.log` like a Zeek sensor (TSV with `#` headers).
     ZeekTsv,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GenerateProfile {
+    /// University campus, 143.88.0.0/16, ~21% recon rows (UWF-like).
+    Campus,
+    /// Windows enterprise, 10.20.0.0/16 clients and 10.10.0.0/16 servers,
+    /// ~15% recon rows.
+    Enterprise,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

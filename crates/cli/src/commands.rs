@@ -3,7 +3,7 @@
 use anyhow::Context;
 use zeekml_pipeline::{InputFormat, OnBadRows, OutputFormat, RunOptions, ScoreOptions};
 
-use crate::cli::{Command, Format, GenerateFormat, InputKind};
+use crate::cli::{Command, Format, GenerateFormat, GenerateProfile, InputKind};
 
 pub async fn execute(command: Command) -> anyhow::Result<()> {
     match command {
@@ -13,6 +13,7 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
             seed,
             parts,
             format,
+            profile,
         } => {
             let mut cfg = zeekml_generate::GenerateConfig::new(rows, &out);
             cfg.seed = seed;
@@ -20,6 +21,10 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
             cfg.format = match format {
                 GenerateFormat::Csv => zeekml_generate::OutputFormat::UwfCsv,
                 GenerateFormat::ZeekTsv => zeekml_generate::OutputFormat::ZeekTsv,
+            };
+            cfg.profile = match profile {
+                GenerateProfile::Campus => zeekml_generate::Profile::Campus,
+                GenerateProfile::Enterprise => zeekml_generate::Profile::Enterprise,
             };
             let summary = tokio::task::spawn_blocking(move || zeekml_generate::generate(&cfg))
                 .await
@@ -34,11 +39,14 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
                 GenerateFormat::Csv => ("CSV", ""),
                 GenerateFormat::ZeekTsv => ("Zeek TSV", "labels not written: "),
             };
+            // The profile goes inside the parentheses: scripts and tests match
+            // on the "wrote N rows in K ... files" prefix.
             println!(
-                "wrote {} rows in {} {kind} files to {} ({labels_note}{}; {} reconnaissance flows x 256) in {:.1}s",
+                "wrote {} rows in {} {kind} files to {} ({} profile; {labels_note}{}; {} reconnaissance flows x 256) in {:.1}s",
                 summary.rows,
                 summary.files.len(),
                 out.display(),
+                summary.profile,
                 labels.join(", "),
                 summary.recon_flows,
                 summary.seconds

@@ -38,6 +38,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A traffic profile name that is not one of [`crate::Profile::ALL`].
+    #[error("unknown traffic profile '{name}' (expected campus or enterprise)")]
+    UnknownProfile {
+        /// The name given.
+        name: String,
+    },
     /// A writer thread panicked (a bug, not an input problem).
     #[error("writer thread for part {part} panicked")]
     WorkerPanicked {

@@ -6,10 +6,13 @@
 //! Java-formatted doubles (`1.644465509979958E9`), `false`/`true` booleans,
 //! empty cells for unset values, and every `Reconnaissance` flow written 256
 //! times (identical rows, same `uid`), scattered over the parts. Traffic is
-//! a campus network (143.88.0.0/16) over two weeks of February 2022; recon
-//! comes in bursts from a few attacker hosts and overlaps benign traffic
-//! (DNS sweeps resemble client DNS), so a model cannot separate the classes
-//! perfectly once the duplicates are accounted for.
+//! two weeks of February 2022 on one of two networks ([`Profile`]): by
+//! default a campus (143.88.0.0/16) like UWF's, or a Windows enterprise with
+//! other services, ports, timing and recon tools, so a model trained on one
+//! can be tested on traffic it has not seen. In either, recon comes in
+//! bursts from a few attacker hosts and overlaps benign traffic (DNS sweeps
+//! resemble client DNS), so a model cannot separate the classes perfectly
+//! once the duplicates are accounted for.
 //!
 //! [`OutputFormat::ZeekTsv`] writes what a sensor writes instead, so the
 //! native-log path (`zeekml score`) can be exercised at scale:
@@ -29,6 +32,7 @@ mod error;
 mod flow;
 mod ids;
 mod net;
+mod profile;
 mod recon;
 mod rng;
 
@@ -41,17 +45,14 @@ use std::time::Instant;
 
 pub use error::{Error, Result};
 pub use flow::{HEADER, NULLABLE_COLUMNS, ZEEK_FIELDS, ZEEK_TYPES};
+pub use profile::Profile;
 
 use flow::Label;
+use profile::Params;
 use rng::Rng;
 
 /// How many identical rows each Reconnaissance flow has in UWF-ZeekData22.
 pub const RECON_COPIES: u64 = 256;
-
-/// Share of rows that are Reconnaissance copies (the real CSV: ~0.42M of ~2M).
-const RECON_SHARE: f64 = 0.21;
-/// Share of rows labelled Discovery.
-const DISCOVERY_SHARE: f64 = 0.001;
 
 const STREAM_RECON: u64 = 1;
 const STREAM_ROW: u64 = 2;
@@ -83,10 +84,12 @@ pub struct GenerateConfig {
     pub out_dir: PathBuf,
     /// File layout; the rows are the same in either.
     pub format: OutputFormat,
+    /// Which network the traffic comes from.
+    pub profile: Profile,
 }
 
 impl GenerateConfig {
-    /// `rows` rows into `out_dir` with seed 42 and 5 parts.
+    /// `rows` campus rows into `out_dir` with seed 42 and 5 parts.
     pub fn new(rows: u64, out_dir: impl Into<PathBuf>) -> Self {
         GenerateConfig {
             rows,
@@ -94,6 +97,7 @@ impl GenerateConfig {
             parts: 5,
             out_dir: out_dir.into(),
             format: OutputFormat::UwfCsv,
+            profile: Profile::Campus,
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct GenerateSummary {
     pub rows_by_label: BTreeMap<String, u64>,
     /// Distinct Reconnaissance flows (each written [`RECON_COPIES`] times).
     pub recon_flows: u64,
+    /// The traffic profile the rows were drawn from.
+    pub profile: Profile,
     /// Wall-clock seconds spent.
     pub seconds: f64,
 }
@@ -122,13 +128,15 @@ struct Plan {
 }
 
 impl Plan {
-    /// About 21% of rows are recon copies (at least three flows once 768 rows
-    /// allow it, one from 256 rows; none below), 0.1% Discovery, the rest benign.
-    fn for_rows(rows: u64) -> Plan {
-        let scaled = (rows as f64 * RECON_SHARE / RECON_COPIES as f64).round() as u64;
+    /// Recon copies take the profile's recon share of the rows (campus 21%,
+    /// like the real CSV's ~0.42M of ~2M; at least three flows once 768 rows
+    /// allow it, one from 256 rows; none below), Discovery its Discovery
+    /// share (campus 0.1%), and the rest is benign.
+    fn for_rows(rows: u64, p: &Params) -> Plan {
+        let scaled = (rows as f64 * p.recon_share / RECON_COPIES as f64).round() as u64;
         let recon_flows = scaled.max((rows / RECON_COPIES).min(3));
         let left = rows - recon_flows * RECON_COPIES;
-        let discovery = ((rows as f64 * DISCOVERY_SHARE).round() as u64).min(left);
+        let discovery = ((rows as f64 * p.discovery_share).round() as u64).min(left);
         Plan {
             recon_flows,
             discovery,
@@ -191,7 +199,7 @@ fn is_temp_part(name: &str, format: OutputFormat) -> bool {
 /// renamed into place. A failed run thus leaves the previous dataset as it
 /// was (and removes its own temporary files); other files in the directory,
 /// including parts of the other format, are never touched.
-#[tracing::instrument(skip_all, fields(rows = cfg.rows, seed = cfg.seed, parts = cfg.parts, format = ?cfg.format))]
+#[tracing::instrument(skip_all, fields(rows = cfg.rows, seed = cfg.seed, parts = cfg.parts, format = ?cfg.format, profile = %cfg.profile))]
 pub fn generate(cfg: &GenerateConfig) -> Result<GenerateSummary> {
     let started = Instant::now();
     if cfg.parts == 0 {
@@ -209,13 +217,15 @@ pub fn generate(cfg: &GenerateConfig) -> Result<GenerateSummary> {
         source,
     })?;
 
-    let plan = Plan::for_rows(cfg.rows);
+    let params = cfg.profile.params();
+    let seed = cfg.profile.stream_seed(cfg.seed);
+    let plan = Plan::for_rows(cfg.rows, params);
     tracing::info!(?plan, "planned rows");
-    let recon = recon::recon_lines(cfg.seed, plan.recon_flows as usize, cfg.format);
-    let slots = shuffled_slots(cfg.seed, &plan);
+    let recon = recon::recon_lines(seed, plan.recon_flows as usize, cfg.format, params);
+    let slots = shuffled_slots(seed, &plan);
 
     let names: Vec<String> = (0..cfg.parts)
-        .map(|p| part_file_name(cfg.seed, p, cfg.format))
+        .map(|p| part_file_name(seed, p, cfg.format))
         .collect();
     let temps: Vec<PathBuf> = names
         .iter()
@@ -223,7 +233,7 @@ pub fn generate(cfg: &GenerateConfig) -> Result<GenerateSummary> {
         .collect();
     let finals: Vec<PathBuf> = names.iter().map(|n| cfg.out_dir.join(n)).collect();
 
-    let written = write_parts(cfg, &plan, &recon, &slots, &temps);
+    let written = write_parts(cfg, seed, &plan, &recon, &slots, &temps);
     if let Err(e) = written {
         for t in &temps {
             let _ = fs::remove_file(t);
@@ -249,6 +259,7 @@ pub fn generate(cfg: &GenerateConfig) -> Result<GenerateSummary> {
         rows: cfg.rows,
         rows_by_label,
         recon_flows: plan.recon_flows,
+        profile: cfg.profile,
         seconds,
     })
 }
@@ -276,8 +287,10 @@ fn shuffled_slots(seed: u64, plan: &Plan) -> Vec<u32> {
 }
 
 /// Writes every part to its temporary path, on up to one thread per core.
+/// `seed` is the profile's stream seed.
 fn write_parts(
     cfg: &GenerateConfig,
+    seed: u64,
     plan: &Plan,
     recon: &[Vec<u8>],
     slots: &[u32],
@@ -302,7 +315,7 @@ fn write_parts(
                         }
                         current.store(part, Ordering::Relaxed);
                         let range = (part * total / cfg.parts)..((part + 1) * total / cfg.parts);
-                        write_part(cfg, plan, recon, &slots[range], &temps[part])?;
+                        write_part(cfg, seed, plan, recon, &slots[range], &temps[part])?;
                     }
                 })
             })
@@ -324,6 +337,7 @@ fn write_parts(
 
 fn write_part(
     cfg: &GenerateConfig,
+    seed: u64,
     plan: &Plan,
     recon: &[Vec<u8>],
     slots: &[u32],
@@ -335,6 +349,7 @@ fn write_part(
         source,
     };
     let mut file = File::create(path).map_err(io_err)?;
+    let params = cfg.profile.params();
     // Rows are rendered straight into one buffer that is flushed in ~1 MiB writes.
     let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
     match cfg.format {
@@ -350,11 +365,11 @@ fn write_part(
             buf.extend_from_slice(&recon[slot as usize]);
         } else {
             let id = slot - plan.recon_flows;
-            let mut rng = Rng::for_item(cfg.seed, STREAM_ROW, id);
+            let mut rng = Rng::for_item(seed, STREAM_ROW, id);
             let flow = if id < plan.discovery {
-                benign::discovery_flow(&mut rng)
+                benign::discovery_flow(&mut rng, params)
             } else {
-                benign::benign_flow(&mut rng)
+                benign::benign_flow(&mut rng, params)
             };
             flow.render_as(cfg.format, &mut rng, &mut buf);
         }
@@ -415,7 +430,8 @@ mod tests {
 
     #[test]
     fn plan_matches_the_real_shares_and_adds_up() {
-        let p = Plan::for_rows(2_000_000);
+        let campus = Profile::Campus.params();
+        let p = Plan::for_rows(2_000_000, campus);
         assert_eq!(
             p,
             Plan {
@@ -425,7 +441,7 @@ mod tests {
             }
         );
         assert_eq!(
-            Plan::for_rows(1000),
+            Plan::for_rows(1000, campus),
             Plan {
                 recon_flows: 3,
                 discovery: 1,
@@ -433,7 +449,7 @@ mod tests {
             }
         );
         assert_eq!(
-            Plan::for_rows(256),
+            Plan::for_rows(256, campus),
             Plan {
                 recon_flows: 1,
                 discovery: 0,
@@ -441,7 +457,7 @@ mod tests {
             }
         );
         assert_eq!(
-            Plan::for_rows(255),
+            Plan::for_rows(255, campus),
             Plan {
                 recon_flows: 0,
                 discovery: 0,
@@ -449,17 +465,28 @@ mod tests {
             }
         );
         assert_eq!(
-            Plan::for_rows(0),
+            Plan::for_rows(0, campus),
             Plan {
                 recon_flows: 0,
                 discovery: 0,
                 benign: 0
             }
         );
-        for rows in [1, 100, 511, 512, 767, 768, 5000, 123_457] {
-            let p = Plan::for_rows(rows);
-            assert_eq!(p.recon_flows * RECON_COPIES + p.discovery + p.benign, rows);
+        for profile in Profile::ALL {
+            for rows in [1, 100, 511, 512, 767, 768, 5000, 123_457] {
+                let p = Plan::for_rows(rows, profile.params());
+                assert_eq!(p.recon_flows * RECON_COPIES + p.discovery + p.benign, rows);
+            }
         }
+        // The enterprise has fewer recon rows and more Discovery.
+        assert_eq!(
+            Plan::for_rows(2_000_000, Profile::Enterprise.params()),
+            Plan {
+                recon_flows: 1172,
+                discovery: 4000,
+                benign: 1_695_968
+            }
+        );
     }
 
     #[test]
@@ -488,7 +515,7 @@ mod tests {
 
     #[test]
     fn shuffle_keeps_every_slot() {
-        let plan = Plan::for_rows(5000);
+        let plan = Plan::for_rows(5000, Profile::Campus.params());
         let mut slots = shuffled_slots(7, &plan);
         assert_eq!(slots.len(), 5000);
         // The copies of flow 0 must not sit together.

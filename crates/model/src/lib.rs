@@ -12,6 +12,7 @@ mod error;
 mod forest;
 mod hash;
 pub mod metrics;
+mod metrics_table;
 mod saved;
 mod spec;
 mod split;
@@ -20,6 +21,7 @@ mod train;
 
 pub use error::{Error, Result};
 pub use forest::Forest;
+pub use metrics_table::{evaluation_row, metrics_batch, MetricsRow, Unlabelled, EVALUATION_SIDE};
 pub use saved::{
     FeatureSource, FeatureStage, ModelCard, SavedModel, Scorer, CARD_FILE, LIGHTGBM3_VERSION,
     MODEL_FILE,

@@ -111,6 +111,69 @@ pub fn best_f1_threshold(scores: &[f64], labels: &[bool]) -> Option<(f64, f64)> 
     best
 }
 
+/// Why no threshold meets a false-positive budget.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FprCutError {
+    /// There are no negatives to measure a false-positive rate on.
+    NoNegatives,
+    /// Even the highest score belongs to more negatives than the budget
+    /// allows: every threshold that keeps to it flags nothing.
+    NothingFlagged {
+        /// False positives the budget allows.
+        allowed: u64,
+        /// Negatives among the rows.
+        negatives: u64,
+        /// The highest score.
+        top_score: f64,
+    },
+}
+
+/// The lowest threshold at which at most `max_fpr` of the negatives score
+/// at or above it, with the false-positive rate reached there. Ties are one
+/// cut; the threshold sits halfway between the lowest score kept and the
+/// next lower score, as in [`best_f1_threshold`].
+pub fn max_fpr_threshold(
+    scores: &[f64],
+    labels: &[bool],
+    max_fpr: f64,
+) -> Result<(f64, f64), FprCutError> {
+    let negatives = labels.iter().filter(|&&l| !l).count() as u64;
+    if negatives == 0 || labels.len() != scores.len() {
+        return Err(FprCutError::NoNegatives);
+    }
+    // The tolerance keeps 1e-4 x 20,000 from rounding down to 1.
+    let allowed = (max_fpr * negatives as f64 + 1e-9).floor() as u64;
+    let idx = descending(scores);
+    let mut fp = 0u64;
+    let mut kept: Option<(f64, u64)> = None;
+    let mut k = 0;
+    while k < idx.len() {
+        let s = scores[idx[k]];
+        let mut end = k;
+        let mut fp_here = 0u64;
+        while end < idx.len() && scores[idx[end]] == s {
+            fp_here += u64::from(!labels[idx[end]]);
+            end += 1;
+        }
+        if fp + fp_here > allowed {
+            return match kept {
+                Some((lowest, fp)) => Ok((s + (lowest - s) / 2.0, fp as f64 / negatives as f64)),
+                None => Err(FprCutError::NothingFlagged {
+                    allowed,
+                    negatives,
+                    top_score: s,
+                }),
+            };
+        }
+        fp += fp_here;
+        kept = Some((s, fp));
+        k = end;
+    }
+    // Every row fits in the budget: the lowest score is the threshold.
+    let (lowest, fp) = kept.ok_or(FprCutError::NoNegatives)?;
+    Ok((lowest, fp as f64 / negatives as f64))
+}
+
 /// Confusion counts at a threshold; a score at or above it is positive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Confusion {
@@ -155,6 +218,11 @@ pub fn precision(c: &Confusion) -> f64 {
 /// tp / (tp + fn); 0 when there are no positives.
 pub fn recall(c: &Confusion) -> f64 {
     ratio(c.tp, c.tp + c.fn_)
+}
+
+/// fp / (fp + tn): the share of negatives flagged; 0 without negatives.
+pub fn fpr(c: &Confusion) -> f64 {
+    ratio(c.fp, c.fp + c.tn)
 }
 
 /// Harmonic mean of precision and recall; 0 when both are 0.
@@ -308,5 +376,66 @@ mod tests {
         close(f, 0.8);
         close(t, 0.5);
         assert_eq!(best_f1_threshold(&[0.2, 0.3], &b(&[0, 0])), None);
+    }
+
+    #[test]
+    fn max_fpr_threshold_by_hand() {
+        // Descending: 0.9(1) 0.8(0) 0.7(1) 0.6(0) 0.5(0) 0.4(1) 0.3(0) ...
+        // ten negatives in all; a budget of 0.2 allows two false positives.
+        let scores = [
+            0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.01, 0.0,
+        ];
+        let labels = b(&[1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        let (t, rate) = max_fpr_threshold(&scores, &labels, 0.2).unwrap();
+        // 0.8 and 0.6 are the two allowed; 0.5 would be the third.
+        close(t, 0.55);
+        close(rate, 0.2);
+        let c = confusion(&scores, &labels, t);
+        assert_eq!((c.tp, c.fp), (2, 2));
+        close(fpr(&c), 0.2);
+        // 0.25 of ten is 2.5: still two.
+        close(max_fpr_threshold(&scores, &labels, 0.25).unwrap().0, 0.55);
+        // No false positive allowed: only 0.9 is kept.
+        let (t, rate) = max_fpr_threshold(&scores, &labels, 0.0).unwrap();
+        close(t, 0.85);
+        close(rate, 0.0);
+        // 0.29 x 100 is 28.999999999999996 in floating point: still 29.
+        let mut s: Vec<f64> = (0..100).map(|i| f64::from(i) / 100.0).collect();
+        s.push(0.995);
+        let mut l = vec![false; 100];
+        l.push(true);
+        let (t, rate) = max_fpr_threshold(&s, &l, 0.29).unwrap();
+        close(t, 0.705);
+        close(rate, 0.29);
+    }
+
+    #[test]
+    fn max_fpr_threshold_ties_and_failures() {
+        // A tie of a positive and a negative at the top is one cut: with no
+        // false positive allowed nothing can be flagged.
+        let err = max_fpr_threshold(&[0.9, 0.9, 0.1], &b(&[1, 0, 0]), 0.0).unwrap_err();
+        assert_eq!(
+            err,
+            FprCutError::NothingFlagged {
+                allowed: 0,
+                negatives: 2,
+                top_score: 0.9
+            }
+        );
+        // The same tie fits a budget of one false positive in two.
+        let (t, rate) = max_fpr_threshold(&[0.9, 0.9, 0.1], &b(&[1, 0, 0]), 0.5).unwrap();
+        close(t, 0.5);
+        close(rate, 0.5);
+        // All benign: the rule still sets a threshold.
+        let (t, _) = max_fpr_threshold(&[0.1, 0.2, 0.3, 0.4], &b(&[0, 0, 0, 0]), 0.25).unwrap();
+        close(t, 0.35);
+        // Everything fits: the lowest score.
+        let (t, rate) = max_fpr_threshold(&[0.1, 0.2], &b(&[0, 1]), 1.0).unwrap();
+        close(t, 0.1);
+        close(rate, 1.0);
+        assert_eq!(
+            max_fpr_threshold(&[0.5, 0.6], &b(&[1, 1]), 0.1),
+            Err(FprCutError::NoNegatives)
+        );
     }
 }

@@ -72,12 +72,21 @@ pub struct ModelCard {
     pub split: String,
     /// Decision threshold on the score.
     pub threshold: f64,
+    /// The rule that set it: `fixed`, `best_f1_on_valid` or `max_fpr_on_valid`.
+    #[serde(default)]
+    pub threshold_rule: String,
+    /// The rule's setting (the false-positive budget of `max_fpr`).
+    #[serde(default)]
+    pub threshold_target: Option<f64>,
     /// Input rows on the training side (before identical rows were merged).
     pub train_rows: u64,
     /// SHA-256 (hex) over the training matrix, labels and weights as given to LightGBM.
     pub training_fingerprint: String,
     /// The split's test metrics row.
     pub metrics: serde_json::Value,
+    /// Metrics rows of the pipeline's evaluation inputs (filled by the pipeline).
+    #[serde(default)]
+    pub evaluations: Vec<serde_json::Value>,
     /// Boosting rounds kept (after early stopping).
     pub best_iteration: u64,
 }

@@ -39,7 +39,7 @@ pub struct TrainSpec {
     #[serde(default = "default_seed")]
     pub seed: u64,
     /// Scores at or above the threshold are predicted positive: a fixed
-    /// number, or `"best_f1"` to choose it on the validation side.
+    /// number, or a rule that chooses it on the validation side.
     #[serde(default)]
     pub threshold: Threshold,
     /// LightGBM settings.
@@ -254,9 +254,11 @@ fn default_seed() -> u64 {
     42
 }
 
-/// How the decision threshold of each split's model is set.
+/// How the decision threshold of each split's model is set. In a pipeline
+/// file: a number (`threshold = 0.5`), a rule name (`threshold = "best_f1"`)
+/// or a rule table (`threshold = { rule = "max_fpr", value = 1e-4 }`).
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq)]
-#[serde(untagged)]
+#[serde(try_from = "ThresholdRepr", into = "ThresholdRepr")]
 pub enum Threshold {
     /// The same number for every split.
     Fixed(f64),
@@ -270,12 +272,35 @@ impl Default for Threshold {
     }
 }
 
+impl Threshold {
+    /// The name written in the metrics table's `threshold_rule` column.
+    pub fn rule_name(&self) -> &'static str {
+        match self {
+            Threshold::Fixed(_) => "fixed",
+            Threshold::Rule(r) => r.name(),
+        }
+    }
+
+    /// The rule's setting (the false-positive budget of `max_fpr`), if any.
+    pub fn target(&self) -> Option<f64> {
+        match self {
+            Threshold::Rule(ThresholdRule::MaxFpr(v)) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
 /// A rule that picks the threshold from validation scores.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ThresholdRule {
-    /// The threshold of highest F1 on the validation rows.
+    /// The threshold of highest F1 on the (deduplicated) validation rows.
+    /// F1 depends on the share of positives, so this holds only on data
+    /// with the validation side's base rate.
     BestF1,
+    /// The lowest threshold whose false-positive rate on the validation
+    /// side's benign rows is at most the value: an alert budget, which does
+    /// not depend on how many attacks the data holds.
+    MaxFpr(f64),
 }
 
 impl ThresholdRule {
@@ -283,6 +308,66 @@ impl ThresholdRule {
     pub fn name(self) -> &'static str {
         match self {
             ThresholdRule::BestF1 => "best_f1_on_valid",
+            ThresholdRule::MaxFpr(_) => "max_fpr_on_valid",
+        }
+    }
+}
+
+/// How a threshold is written in a pipeline file.
+#[derive(Deserialize, Serialize)]
+#[serde(untagged)]
+enum ThresholdRepr {
+    Fixed(f64),
+    Name(String),
+    Table(RuleTable),
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RuleTable {
+    rule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+}
+
+impl TryFrom<ThresholdRepr> for Threshold {
+    type Error = String;
+
+    fn try_from(repr: ThresholdRepr) -> std::result::Result<Self, String> {
+        let (rule, value) = match repr {
+            ThresholdRepr::Fixed(t) => return Ok(Threshold::Fixed(t)),
+            ThresholdRepr::Name(rule) => (rule, None),
+            ThresholdRepr::Table(t) => (t.rule, t.value),
+        };
+        match (rule.as_str(), value) {
+            ("best_f1", None) => Ok(Threshold::Rule(ThresholdRule::BestF1)),
+            ("best_f1", Some(_)) => Err("threshold rule `best_f1` takes no `value`".to_string()),
+            ("max_fpr", Some(v)) => Ok(Threshold::Rule(ThresholdRule::MaxFpr(v))),
+            ("max_fpr", None) => Err(
+                "threshold rule `max_fpr` needs a `value`, the false-positive rate allowed (e.g. 1e-4)"
+                    .to_string(),
+            ),
+            ("fixed", Some(v)) => Ok(Threshold::Fixed(v)),
+            ("fixed", None) => Err("threshold rule `fixed` needs a `value`".to_string()),
+            (other, _) => Err(format!(
+                "unknown threshold rule `{other}` (rules: max_fpr, best_f1, fixed, or a number)"
+            )),
+        }
+    }
+}
+
+impl From<Threshold> for ThresholdRepr {
+    fn from(t: Threshold) -> Self {
+        match t {
+            Threshold::Fixed(v) => ThresholdRepr::Fixed(v),
+            Threshold::Rule(ThresholdRule::BestF1) => ThresholdRepr::Table(RuleTable {
+                rule: "best_f1".to_string(),
+                value: None,
+            }),
+            Threshold::Rule(ThresholdRule::MaxFpr(v)) => ThresholdRepr::Table(RuleTable {
+                rule: "max_fpr".to_string(),
+                value: Some(v),
+            }),
         }
     }
 }
@@ -344,6 +429,14 @@ impl TrainSpec {
         if let Threshold::Fixed(t) = self.threshold {
             if !(0.0..=1.0).contains(&t) {
                 return bad("threshold", format!("{t} is not in [0, 1]"));
+            }
+        }
+        if let Threshold::Rule(ThresholdRule::MaxFpr(v)) = self.threshold {
+            if !(0.0..1.0).contains(&v) {
+                return bad(
+                    "threshold",
+                    format!("max_fpr value {v} is not a rate in [0, 1)"),
+                );
             }
         }
         if matches!(self.threshold, Threshold::Rule(_)) && self.params.valid_fraction <= 0.0 {
@@ -543,6 +636,54 @@ mod tests {
         assert!(
             err.to_string().contains("unknown field `num_leaf`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn threshold_forms() {
+        let parse = |t: &str| {
+            toml::from_str::<TrainSpec>(&format!(
+                "name = \"t\"\ninput = \"f\"\nmodel_name = \"m\"\nthreshold = {t}"
+            ))
+        };
+        let t = |s: &str| {
+            parse(s)
+                .map(|spec| spec.threshold)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(t("0.7"), Ok(Threshold::Fixed(0.7)));
+        assert_eq!(t("\"best_f1\""), Ok(Threshold::Rule(ThresholdRule::BestF1)));
+        assert_eq!(
+            t("{ rule = \"best_f1\" }"),
+            Ok(Threshold::Rule(ThresholdRule::BestF1))
+        );
+        assert_eq!(
+            t("{ rule = \"max_fpr\", value = 1e-4 }"),
+            Ok(Threshold::Rule(ThresholdRule::MaxFpr(1e-4)))
+        );
+        assert_eq!(
+            t("{ rule = \"fixed\", value = 0.9 }"),
+            Ok(Threshold::Fixed(0.9))
+        );
+        assert!(t("{ rule = \"max_fpr\" }")
+            .unwrap_err()
+            .contains("needs a `value`"));
+        assert!(t("\"top_k\"")
+            .unwrap_err()
+            .contains("unknown threshold rule `top_k`"));
+        let mut spec = TrainSpec::new("train", "features", "m");
+        spec.threshold = Threshold::Rule(ThresholdRule::MaxFpr(1.5));
+        assert!(spec
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_fpr value 1.5 is not a rate in [0, 1)"));
+        // The card stores the rule as it is written in a pipeline file.
+        let json = serde_json::to_string(&Threshold::Rule(ThresholdRule::MaxFpr(1e-4))).unwrap();
+        assert_eq!(json, r#"{"rule":"max_fpr","value":0.0001}"#);
+        assert_eq!(
+            serde_json::from_str::<Threshold>(&json).unwrap(),
+            Threshold::Rule(ThresholdRule::MaxFpr(1e-4))
         );
     }
 

@@ -10,7 +10,10 @@ pub(crate) const VALID: u8 = 1;
 pub(crate) const TEST: u8 = 2;
 /// A test row identical to another test row: scored, not evaluated.
 pub(crate) const TEST_DUP: u8 = 3;
-pub(crate) const SIDE_NAMES: [&str; 4] = ["train", "valid", "test", "test_dup"];
+/// A validation row identical to another validation row: scored, not used
+/// for early stopping or for choosing the threshold.
+pub(crate) const VALID_DUP: u8 = 4;
+pub(crate) const SIDE_NAMES: [&str; 5] = ["train", "valid", "test", "test_dup", "valid_dup"];
 
 const SALT_TEST: u64 = 0x7465_7374;
 const SALT_GROUP: u64 = 0x0067_726f_7570;
@@ -107,8 +110,10 @@ pub(crate) fn random_stratified(
 /// Duplicate-aware split: rows grouped by `group` (the uid hash, or the
 /// content hash for rows without uid); whole groups ranked by
 /// hash(seed, group) within each group label (a group is positive when any
-/// of its rows is); test rows identical to an earlier test row become
-/// `TEST_DUP`.
+/// of its rows is). Test rows identical to an earlier test row become
+/// `TEST_DUP`, and validation rows identical to an earlier validation row
+/// `VALID_DUP`: the validation side is built like the test side, so a
+/// threshold chosen on it meets the test side's share of positives.
 pub(crate) fn dedup(
     group: &[u64],
     content: &[u64],
@@ -153,17 +158,23 @@ pub(crate) fn dedup(
             }
         }
     }
-    let mut test_rows: Vec<(u64, u32)> = (0..n)
-        .filter(|&i| sides[i] == TEST)
+    mark_duplicates(&mut sides, content, TEST, TEST_DUP);
+    mark_duplicates(&mut sides, content, VALID, VALID_DUP);
+    sides
+}
+
+/// Rows of `side` whose content equals an earlier such row's become `dup`.
+fn mark_duplicates(sides: &mut [u8], content: &[u64], side: u8, dup: u8) {
+    let mut rows: Vec<(u64, u32)> = (0..sides.len())
+        .filter(|&i| sides[i] == side)
         .map(|i| (content[i], i as u32))
         .collect();
-    test_rows.sort_unstable();
-    for k in 1..test_rows.len() {
-        if test_rows[k].0 == test_rows[k - 1].0 {
-            sides[test_rows[k].1 as usize] = TEST_DUP;
+    rows.sort_unstable();
+    for k in 1..rows.len() {
+        if rows[k].0 == rows[k - 1].0 {
+            sides[rows[k].1 as usize] = dup;
         }
     }
-    sides
 }
 
 /// Time split: rows before the `1 - test_fraction` quantile of `ts` train,
@@ -219,6 +230,53 @@ mod tests {
         assert!((0..12).all(|t| side_of(f64::from(t)) == TRAIN));
         // All at one time: nothing can be held out before it.
         assert_eq!(time(&[3.0; 4], 0.25, 0.1), vec![TEST; 4]);
+    }
+
+    #[test]
+    fn dedup_sides_keep_flows_whole_and_evaluate_each_row_once() {
+        // 40 flows of 8 identical rows (every fourth positive) and 400
+        // single benign rows.
+        let (mut group, mut content, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        for f in 0..40u64 {
+            for _ in 0..8 {
+                group.push(1000 + f);
+                content.push(5000 + f);
+                labels.push(u8::from(f % 4 == 0));
+            }
+        }
+        for r in 0..400u64 {
+            group.push(10_000 + r);
+            content.push(20_000 + r);
+            labels.push(0);
+        }
+        let sides = dedup(&group, &content, &labels, 42, 0.25, 0.2);
+        let mut side_of_group = std::collections::HashMap::new();
+        for i in 0..sides.len() {
+            let base = match sides[i] {
+                TEST_DUP => TEST,
+                VALID_DUP => VALID,
+                s => s,
+            };
+            let prev = side_of_group.insert(group[i], base);
+            assert!(prev.is_none_or(|p| p == base), "flow {} split", group[i]);
+        }
+        for (side, dup) in [(TEST, TEST_DUP), (VALID, VALID_DUP)] {
+            let kept: Vec<u64> = (0..sides.len())
+                .filter(|&i| sides[i] == side)
+                .map(|i| content[i])
+                .collect();
+            let mut distinct = kept.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(kept.len(), distinct.len(), "side {side} holds duplicates");
+            // Every flow on the side keeps exactly one row there.
+            let flows = (0..sides.len())
+                .filter(|&i| sides[i] == side || sides[i] == dup)
+                .map(|i| group[i])
+                .collect::<std::collections::BTreeSet<_>>();
+            assert_eq!(flows.len(), kept.len());
+        }
+        assert!(sides.contains(&VALID_DUP) && sides.contains(&TEST_DUP));
     }
 
     #[test]

@@ -11,7 +11,6 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use lightgbm3::{Booster, Dataset, ImportanceType};
-use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::info;
@@ -20,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::forest::Forest;
 use crate::hash;
 use crate::metrics;
+use crate::metrics_table::{metrics_batch, MetricsRow, Rates, MODEL_KIND};
 use crate::saved::{FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK};
 use crate::spec::{ClassWeight, SplitKind, Threshold, ThresholdRule, TrainSpec};
 use crate::split::{self, SIDE_NAMES, TEST, TRAIN, VALID};
@@ -29,8 +29,6 @@ use crate::table::{hash_column_into, hash_values, read_labels, read_times, Featu
 const TIME_COLUMN: &str = "ts";
 /// Name of the column that groups rows of one flow in the dedup split.
 const GROUP_COLUMN: &str = "uid";
-/// Value of the `model` column of the metrics table.
-const MODEL_KIND: &str = "lightgbm";
 
 /// Everything a `lightgbm` stage produces.
 #[derive(Debug)]
@@ -41,37 +39,12 @@ pub struct TrainOutcome {
     pub scored: Vec<RecordBatch>,
     /// One row per split: test-side metrics of that split's model.
     pub metrics: RecordBatch,
+    /// The same rows as values, for callers that add evaluation rows.
+    pub metric_rows: Vec<MetricsRow>,
     /// Gain and split counts per split and feature.
     pub importance: RecordBatch,
     /// The model of `deploy_split`, ready to save.
     pub deployed: SavedModel,
-}
-
-/// One row of the metrics table.
-#[derive(Serialize, Debug, Clone)]
-struct MetricsRow {
-    split: String,
-    model: String,
-    side: String,
-    rows: i64,
-    positives: i64,
-    roc_auc: Option<f64>,
-    pr_auc: Option<f64>,
-    precision: f64,
-    recall: f64,
-    f1: f64,
-    threshold: f64,
-    threshold_rule: String,
-    tp: i64,
-    fp: i64,
-    tn: i64,
-    #[serde(rename = "fn")]
-    fn_: i64,
-    train_rows: i64,
-    train_weighted_rows: i64,
-    valid_rows: i64,
-    best_iteration: i64,
-    train_seconds: f64,
 }
 
 /// Distinct feature vectors of the input.
@@ -405,67 +378,102 @@ impl Ctx<'_, '_, '_> {
     }
 }
 
-/// The decision threshold of one split's model and the rule that set it.
-fn choose_threshold(
-    spec: &TrainSpec,
-    split: SplitKind,
-    sides: &[u8],
-    labels: &[u8],
-    scores: &[f64],
-) -> Result<(f64, &'static str)> {
-    match spec.threshold {
-        Threshold::Fixed(t) => Ok((t, "fixed")),
-        Threshold::Rule(rule @ ThresholdRule::BestF1) => {
-            let (mut s, mut l) = (Vec::new(), Vec::new());
-            for i in 0..sides.len() {
-                if sides[i] == VALID {
-                    s.push(scores[i]);
-                    l.push(labels[i] == 1);
-                }
-            }
-            let (t, f1) = metrics::best_f1_threshold(&s, &l).ok_or_else(|| Error::InvalidSpec {
-                context: format!("{}, split {split}", spec.context()),
-                field: "threshold",
-                reason: format!(
-                    "the validation side ({} rows) holds no positive rows to choose a threshold on",
-                    s.len()
-                ),
-            })?;
-            info!(split = %split, threshold = t, valid_f1 = f1, "chose the threshold");
-            Ok((t, rule.name()))
-        }
-    }
-}
-
-fn evaluate(
-    split: SplitKind,
-    (threshold, rule): (f64, &str),
-    sides: &[u8],
-    labels: &[u8],
-    scores: &[f64],
-    fitted: &Fitted,
-) -> MetricsRow {
+/// Scores and labels of the rows of one side.
+fn side_rows(side: u8, sides: &[u8], labels: &[u8], scores: &[f64]) -> (Vec<f64>, Vec<bool>) {
     let (mut s, mut l) = (Vec::new(), Vec::new());
     for i in 0..sides.len() {
-        if sides[i] == TEST {
+        if sides[i] == side {
             s.push(scores[i]);
             l.push(labels[i] == 1);
         }
     }
+    (s, l)
+}
+
+/// The decision threshold of one split's model, chosen on its validation
+/// rows (identical rows once) by the spec's rule.
+fn choose_threshold(spec: &TrainSpec, split: SplitKind, valid: (&[f64], &[bool])) -> Result<f64> {
+    let (s, l) = valid;
+    let bad = |reason: String| Error::InvalidSpec {
+        context: format!("{}, split {split}", spec.context()),
+        field: "threshold",
+        reason,
+    };
+    let t = match spec.threshold {
+        Threshold::Fixed(t) => return Ok(t),
+        Threshold::Rule(ThresholdRule::BestF1) => {
+            let (t, f1) = metrics::best_f1_threshold(s, l).ok_or_else(|| {
+                bad(format!(
+                    "the validation side ({} rows) holds no positive rows to choose a threshold on",
+                    s.len()
+                ))
+            })?;
+            info!(split = %split, threshold = t, valid_f1 = f1, "chose the threshold");
+            t
+        }
+        Threshold::Rule(ThresholdRule::MaxFpr(budget)) => {
+            let (t, rate) = metrics::max_fpr_threshold(s, l, budget).map_err(|e| match e {
+                metrics::FprCutError::NoNegatives => bad(format!(
+                    "max_fpr {budget}: the validation side ({} rows) holds no benign rows to measure a false-positive rate on",
+                    s.len()
+                )),
+                metrics::FprCutError::NothingFlagged { allowed, negatives, top_score } => {
+                    let hint = if (negatives as f64) * budget < 1.0 {
+                        format!(
+                            "; a rate of {budget} can only be measured on at least {:.0} benign rows: \
+                             train on more data, raise the value or use {{ rule = \"best_f1\" }}",
+                            (1.0 / budget).ceil()
+                        )
+                    } else {
+                        "; raise the value or enlarge params.valid_fraction".to_string()
+                    };
+                    bad(format!(
+                        "max_fpr {budget}: no threshold flags any validation row within the budget: \
+                         {negatives} benign validation rows allow {allowed} false positives, and the \
+                         highest score ({top_score}) is held by more benign rows than that{hint}"
+                    ))
+                }
+            })?;
+            info!(split = %split, threshold = t, valid_fpr = rate, "chose the threshold");
+            t
+        }
+    };
+    Ok(t)
+}
+
+fn evaluate(
+    spec: &TrainSpec,
+    split: SplitKind,
+    threshold: f64,
+    (sides, labels, scores): (&[u8], &[u8], &[f64]),
+    valid: (&[f64], &[bool]),
+    fitted: &Fitted,
+) -> MetricsRow {
+    let (s, l) = side_rows(TEST, sides, labels, scores);
     let c = metrics::confusion(&s, &l, threshold);
+    let rates = Rates::of(&c);
+    let v = Rates::of(&metrics::confusion(valid.0, valid.1, threshold));
     MetricsRow {
         split: split.to_string(),
         model: MODEL_KIND.to_string(),
         side: SIDE_NAMES[TEST as usize].to_string(),
+        data: spec.input.clone(),
         rows: s.len() as i64,
         positives: l.iter().filter(|&&x| x).count() as i64,
+        unlabelled_rows: 0,
+        excluded_rows: 0,
         roc_auc: metrics::roc_auc(&s, &l, None),
         pr_auc: metrics::pr_auc(&s, &l, None),
-        precision: metrics::precision(&c),
-        recall: metrics::recall(&c),
-        f1: metrics::f1(&c),
+        precision: Some(metrics::precision(&c)),
+        recall: Some(metrics::recall(&c)),
+        f1: Some(metrics::f1(&c)),
+        fpr: rates.fpr,
+        alerts_per_million_benign: rates.fpr.map(|r| r * 1e6),
         threshold,
-        threshold_rule: rule.to_string(),
+        threshold_rule: spec.threshold.rule_name().to_string(),
+        threshold_target: spec.threshold.target(),
+        valid_fpr: v.fpr,
+        valid_recall: v.recall,
         tp: c.tp as i64,
         fp: c.fp as i64,
         tn: c.tn as i64,
@@ -478,56 +486,11 @@ fn evaluate(
     }
 }
 
-fn metrics_batch(rows: &[MetricsRow]) -> Result<RecordBatch> {
-    let utf8 = |f: fn(&MetricsRow) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
-    };
-    let int = |f: fn(&MetricsRow) -> i64| -> ArrayRef {
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
-    };
-    let float = |f: fn(&MetricsRow) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
-    };
-    let opt = |f: fn(&MetricsRow) -> Option<f64>| -> ArrayRef {
-        Arc::new(rows.iter().map(f).collect::<Float64Array>())
-    };
-    let columns: Vec<(&str, ArrayRef)> = vec![
-        ("split", utf8(|r| &r.split)),
-        ("model", utf8(|r| &r.model)),
-        ("side", utf8(|r| &r.side)),
-        ("rows", int(|r| r.rows)),
-        ("positives", int(|r| r.positives)),
-        ("roc_auc", opt(|r| r.roc_auc)),
-        ("pr_auc", opt(|r| r.pr_auc)),
-        ("precision", float(|r| r.precision)),
-        ("recall", float(|r| r.recall)),
-        ("f1", float(|r| r.f1)),
-        ("threshold", float(|r| r.threshold)),
-        ("threshold_rule", utf8(|r| &r.threshold_rule)),
-        ("tp", int(|r| r.tp)),
-        ("fp", int(|r| r.fp)),
-        ("tn", int(|r| r.tn)),
-        ("fn", int(|r| r.fn_)),
-        ("train_rows", int(|r| r.train_rows)),
-        ("train_weighted_rows", int(|r| r.train_weighted_rows)),
-        ("valid_rows", int(|r| r.valid_rows)),
-        ("best_iteration", int(|r| r.best_iteration)),
-        ("train_seconds", float(|r| r.train_seconds)),
-    ];
-    batch(columns, "build the metrics table")
-}
-
 fn batch(columns: Vec<(&str, ArrayRef)>, during: &'static str) -> Result<RecordBatch> {
     let schema = Schema::new(
         columns
             .iter()
-            .map(|(name, a)| {
-                Field::new(
-                    *name,
-                    a.data_type().clone(),
-                    a.null_count() > 0 || matches!(*name, "roc_auc" | "pr_auc"),
-                )
-            })
+            .map(|(name, a)| Field::new(*name, a.data_type().clone(), a.null_count() > 0))
             .collect::<Vec<_>>(),
     );
     RecordBatch::try_new(
@@ -630,8 +593,16 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             .save_string()
             .map_err(ctx.lgbm(split, "write the model text"))?;
         let scores = ctx.predict(split, &model_text)?;
-        let threshold = choose_threshold(spec, split, &sides, &labels, &scores)?;
-        let row = evaluate(split, threshold, &sides, &labels, &scores, &fitted);
+        let (vs, vl) = side_rows(VALID, &sides, &labels, &scores);
+        let threshold = choose_threshold(spec, split, (&vs, &vl))?;
+        let row = evaluate(
+            spec,
+            split,
+            threshold,
+            (&sides, &labels, &scores),
+            (&vs, &vl),
+            &fitted,
+        );
         info!(
             split = %split,
             train_rows = fitted.train_rows,
@@ -644,6 +615,8 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             roc_auc = row.roc_auc,
             pr_auc = row.pr_auc,
             f1 = row.f1,
+            fpr = row.fpr,
+            threshold,
             "trained and evaluated"
         );
         let gain = fitted
@@ -683,7 +656,10 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
                     label: spec.label.clone(),
                     params: spec.params.clone(),
                     split: split.to_string(),
-                    threshold: threshold.0,
+                    threshold,
+                    threshold_rule: spec.threshold.rule_name().to_string(),
+                    threshold_target: spec.threshold.target(),
+                    evaluations: Vec::new(),
                     train_rows: fitted.train_rows as u64,
                     training_fingerprint: fitted.fingerprint.clone().unwrap_or_default(),
                     metrics: serde_json::to_value(&row).unwrap_or(serde_json::Value::Null),
@@ -698,7 +674,7 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             input,
             &keys,
             &label_arrays,
-            (&sides, &scores, threshold.0),
+            (&sides, &scores, threshold),
         )?);
         metric_rows.push(row);
     }
@@ -737,6 +713,7 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
     Ok(TrainOutcome {
         scored,
         metrics: metrics_batch(&metric_rows)?,
+        metric_rows,
         importance,
         deployed,
     })

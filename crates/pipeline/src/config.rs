@@ -22,6 +22,57 @@ pub struct PipelineFile {
     pub params: BTreeMap<String, toml::Value>,
     /// The stages, in the order they run.
     pub stages: Vec<StageSpec>,
+    /// Other data the deployed model is evaluated on after training.
+    #[serde(default)]
+    pub evaluations: Vec<EvaluationSpec>,
+}
+
+/// One `[[evaluations]]` entry: an input that the deployed model of a
+/// `lightgbm` stage is scored on (its feature stages replayed, as
+/// `zeekml score` does), giving a `metrics` row with `split` = `name`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationSpec {
+    /// Name in the `split` column of `metrics` and `evaluated`.
+    pub name: String,
+    /// Files, directory, glob or URL; `${param}` is substituted. An empty
+    /// value skips the evaluation, so a parameter can switch it on.
+    pub input: String,
+    /// Input layout.
+    pub format: InputFormat,
+    /// Canonical column name = name in the input, as for an ingest stage.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// The `lightgbm` stage whose deployed model is evaluated; may be left
+    /// out when the pipeline has one.
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// How rows without a label are counted.
+    #[serde(default)]
+    pub unlabelled: zeekml_model::Unlabelled,
+    /// Count identical rows once, as the `dedup` split's test side does
+    /// (UWF repeats each attack flow 256 times).
+    #[serde(default = "yes")]
+    pub dedup: bool,
+    /// What a missing local input does: stop the run, or skip with a warning.
+    #[serde(default)]
+    pub if_missing: IfMissing,
+    /// Sources left out of the figures (comma-separated CIDR blocks,
+    /// `${param}` substituted): a network's own authorised scanners, which
+    /// its SOC lists rather than alerts on. Counted in `excluded_rows`.
+    #[serde(default)]
+    pub exclude_sources: String,
+}
+
+/// What an evaluation whose input is not there does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IfMissing {
+    /// Stop the run naming the path.
+    #[default]
+    Fail,
+    /// Leave the evaluation out, with a warning in the log.
+    Skip,
 }
 
 /// One stage of a pipeline; `kind` selects the runner.
@@ -221,6 +272,7 @@ impl Pipeline {
         if file.stages.is_empty() {
             return Err(invalid("no stages".to_string()));
         }
+        check_evaluations(&file).map_err(invalid)?;
         Ok(Pipeline {
             path: path.to_path_buf(),
             file,
@@ -275,6 +327,55 @@ impl Pipeline {
                 self.invalid(format!("no stage '{name}' (stages: {})", names.join(", ")))
             })
     }
+}
+
+/// Evaluation names are unique, differ from split names and name a
+/// `lightgbm` stage (or the pipeline has exactly one).
+fn check_evaluations(file: &PipelineFile) -> std::result::Result<(), String> {
+    let trainers: Vec<&TrainSpec> = file
+        .stages
+        .iter()
+        .filter_map(|s| match s {
+            StageSpec::Lightgbm(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &file.evaluations {
+        let at = format!("evaluation '{}'", e.name);
+        if !valid_table_name(&e.name) {
+            return Err(format!(
+                "{at}: the name must be lowercase letters, digits and '_'"
+            ));
+        }
+        if !seen.insert(e.name.as_str()) {
+            return Err(format!("{at} is defined twice"));
+        }
+        if let Some(t) = trainers
+            .iter()
+            .find(|t| t.splits.iter().any(|s| s.name() == e.name))
+        {
+            return Err(format!(
+                "{at}: the name is a split of stage '{}'; metrics rows would mix",
+                t.name
+            ));
+        }
+        match (&e.stage, trainers.as_slice()) {
+            (Some(stage), _) if !trainers.iter().any(|t| &t.name == stage) => {
+                return Err(format!(
+                    "{at}: stage '{stage}' is not a lightgbm stage of this pipeline"
+                ))
+            }
+            (None, []) => return Err(format!("{at}: the pipeline has no lightgbm stage")),
+            (None, [_, _, ..]) => {
+                return Err(format!(
+                    "{at}: the pipeline has several lightgbm stages; say which with `stage`"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Table names double as directory names and SQL identifiers.
@@ -371,6 +472,45 @@ sql = "../sql/clean.sql"
         let text = SAMPLE.replace("format = \"csv\"", "format = \"csv\"\nfromat = 1");
         let err = Pipeline::parse(Path::new("p.toml"), &text, &[]).expect_err("typo");
         assert!(err.to_string().contains("fromat"), "{err}");
+    }
+
+    #[test]
+    fn evaluations_are_checked() {
+        let base = r#"
+name = "t"
+[[stages]]
+name = "train"
+kind = "lightgbm"
+input = "features"
+model_name = "m"
+"#;
+        let parse = |extra: &str| {
+            Pipeline::parse(Path::new("p.toml"), &format!("{base}{extra}"), &[])
+                .map_err(|e| e.to_string())
+        };
+        let p =
+            parse("[[evaluations]]\nname = \"benign_2025\"\ninput = \"x\"\nformat = \"parquet\"\n")
+                .expect("valid");
+        let e = &p.file.evaluations[0];
+        assert!(e.dedup && e.stage.is_none() && e.if_missing == IfMissing::Fail);
+        assert_eq!(e.unlabelled, zeekml_model::Unlabelled::Benign);
+        let err = parse("[[evaluations]]\nname = \"dedup\"\ninput = \"x\"\nformat = \"csv\"\n")
+            .expect_err("split name");
+        assert!(
+            err.contains("evaluation 'dedup': the name is a split of stage 'train'"),
+            "{err}"
+        );
+        let err = parse(
+            "[[evaluations]]\nname = \"e\"\ninput = \"x\"\nformat = \"csv\"\nstage = \"nope\"\n",
+        )
+        .expect_err("stage");
+        assert!(
+            err.contains("stage 'nope' is not a lightgbm stage"),
+            "{err}"
+        );
+        let twice = "[[evaluations]]\nname = \"e\"\ninput = \"x\"\nformat = \"csv\"\n";
+        let err = parse(&format!("{twice}{twice}")).expect_err("twice");
+        assert!(err.contains("evaluation 'e' is defined twice"), "{err}");
     }
 
     #[test]

@@ -100,6 +100,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An evaluation input could not be read or scored.
+    #[error("evaluation '{name}': {source}")]
+    Evaluation {
+        /// The evaluation's name.
+        name: String,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
     /// A query refused because it would change the warehouse.
     #[error("read-only query refused: {0}")]
     ReadOnly(String),
@@ -124,6 +133,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// Wraps an error with the evaluation it happened in.
+    pub fn in_evaluation(self, name: &str) -> Self {
+        Error::Evaluation {
+            name: name.to_string(),
+            source: Box::new(self),
+        }
+    }
+
     /// Wraps an error with the stage it happened in.
     pub fn in_stage(self, stage: &str) -> Self {
         match self {

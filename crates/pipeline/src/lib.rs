@@ -6,6 +6,7 @@
 pub mod config;
 pub mod csv_check;
 pub mod error;
+pub mod evaluate;
 pub mod ingest;
 pub mod manifest;
 pub mod net;

@@ -122,7 +122,7 @@ pub async fn score_files(opts: &ScoreOptions) -> Result<ScoreSummary> {
 
 /// Scores a stream of canonical connections into the Parquet file `out`
 /// (written aside, then renamed), in input order.
-async fn score_stream(
+pub(crate) async fn score_stream(
     model: &SavedModel,
     input_schema: SchemaRef,
     input: BoxStream<'static, Result<RecordBatch>>,
@@ -340,7 +340,7 @@ fn output_batch(batch: &RecordBatch, scores: Vec<f64>, threshold: f64) -> Result
 
 /// Running totals of the scored rows for the printed summary.
 #[derive(Debug, Default)]
-struct Summary {
+pub(crate) struct Summary {
     rows: u64,
     flagged: u64,
     by_source: HashMap<String, u64>,

@@ -2,13 +2,14 @@
 //! `scored`, `metrics` and `feature_importance`, and saves the model with a
 //! card that records the SQL stages its features come from.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use datafusion::prelude::SessionContext;
 use zeekml_model::{FeatureStage, TrainSpec};
 
 use crate::config::Pipeline;
 use crate::error::Result;
+use crate::evaluate::{self, EVALUATED};
 use crate::runner::{sql_lineage, StageOutcome};
 use crate::warehouse::Warehouse;
 
@@ -55,52 +56,84 @@ pub(crate) async fn run_train(
         tokio::task::spawn_blocking(move || zeekml_model::train_and_evaluate(&owned, &batches))
             .await??;
     let scored_rows: u64 = outcome.scored.iter().map(|b| b.num_rows() as u64).sum();
+    let mut deployed = outcome.deployed;
     let scored_schema = outcome
         .scored
         .first()
         .map(|b| b.schema())
         .unwrap_or_else(|| outcome.metrics.schema());
-    wh.write_batches(ctx, scored_schema, outcome.scored, Path::new(SCORED))
-        .await?;
-    wh.write_batches(
-        ctx,
-        outcome.metrics.schema(),
-        vec![outcome.metrics],
-        Path::new(METRICS),
-    )
-    .await?;
-    wh.write_batches(
-        ctx,
-        outcome.importance.schema(),
-        vec![outcome.importance],
-        Path::new(IMPORTANCE),
-    )
-    .await?;
-    for table in [SCORED, METRICS, IMPORTANCE] {
+    // Every table is staged, and committed only once all are written and
+    // the evaluations have run: a failure leaves the earlier run's tables.
+    let mut staged: Vec<(PathBuf, &str)> = Vec::new();
+    let result = async {
+        let (dir, _) = wh
+            .stage_batches(ctx, scored_schema, outcome.scored, Path::new(SCORED))
+            .await?;
+        staged.push((dir, SCORED));
+        let (dir, _) = wh
+            .stage_batches(
+                ctx,
+                outcome.importance.schema(),
+                vec![outcome.importance],
+                Path::new(IMPORTANCE),
+            )
+            .await?;
+        staged.push((dir, IMPORTANCE));
+        deployed.card.feature_stages = lineage
+            .iter()
+            .map(|s| FeatureStage {
+                name: s.name.clone(),
+                sql: s.sql.clone(),
+            })
+            .collect();
+        deployed.card.stage_params = serde_json::to_value(&pipeline.file.params)?;
+        // Other data, scored by the model as it will be deployed.
+        let evaluated = evaluate::run_evaluations(wh, pipeline, &spec.name, &deployed).await?;
+        if let Some(dir) = evaluated.staging {
+            staged.push((dir, EVALUATED));
+        }
+        deployed.card.evaluations = evaluated
+            .rows
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<std::result::Result<_, _>>()?;
+        let mut metric_rows = outcome.metric_rows;
+        metric_rows.extend(evaluated.rows);
+        let metrics = zeekml_model::metrics_batch(&metric_rows)?;
+        let (dir, _) = wh
+            .stage_batches(ctx, metrics.schema(), vec![metrics], Path::new(METRICS))
+            .await?;
+        staged.push((dir, METRICS));
+        Ok::<_, crate::error::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        for (dir, _) in &staged {
+            wh.discard(dir);
+        }
+        return Err(e);
+    }
+    let mut outputs = Vec::new();
+    for (dir, table) in &staged {
+        wh.commit(dir, Path::new(table))?;
+        outputs.push(table.to_string());
+    }
+    if !outputs.iter().any(|t| t == EVALUATED) {
+        // An earlier run's evaluations are not this model's.
+        wh.drop_table(EVALUATED)?;
+    }
+    for table in &outputs {
         wh.register(ctx, table).await?;
     }
-    let mut deployed = outcome.deployed;
-    deployed.card.feature_stages = lineage
-        .iter()
-        .map(|s| FeatureStage {
-            name: s.name.clone(),
-            sql: s.sql.clone(),
-        })
-        .collect();
-    deployed.card.stage_params = serde_json::to_value(&pipeline.file.params)?;
     let model_dir = wh.model_dir(&spec.model_name);
     let to_save = deployed;
     let dir = model_dir.clone();
     tokio::task::spawn_blocking(move || to_save.save(&dir)).await??;
     tracing::info!(model = %model_dir.display(), "model saved");
+    outputs.push(format!("models/{}", spec.model_name));
     Ok(StageOutcome {
         inputs: vec![spec.input.clone()],
-        outputs: vec![
-            SCORED.to_string(),
-            METRICS.to_string(),
-            IMPORTANCE.to_string(),
-            format!("models/{}", spec.model_name),
-        ],
+        outputs,
         rows_in,
         rows_out: scored_rows,
         rejected: 0,

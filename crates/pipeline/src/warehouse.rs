@@ -136,6 +136,20 @@ impl Warehouse {
         Ok(())
     }
 
+    /// Removes a committed table, as a commit would: renamed away first, so
+    /// readers see the table or nothing.
+    pub fn drop_table(&self, table: &str) -> Result<()> {
+        let dir = self.table_dir(table);
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        let trash_root = self.root.join(".trash");
+        std::fs::create_dir_all(&trash_root).map_err(io(&trash_root))?;
+        let trash = trash_root.join(format!("{table}-{}", nonce()));
+        std::fs::rename(&dir, &trash).map_err(io(&dir))?;
+        std::fs::remove_dir_all(&trash).map_err(io(&trash))
+    }
+
     /// Drops a staging directory after a failed write.
     pub fn discard(&self, staging: &Path) {
         if let Err(e) = std::fs::remove_dir_all(staging) {
@@ -241,10 +255,32 @@ impl Warehouse {
         batches: Vec<RecordBatch>,
         target: &Path,
     ) -> Result<u64> {
+        let (staging, rows) = self.stage_batches(ctx, schema, batches, target).await?;
+        self.commit(&staging, target)?;
+        Ok(rows)
+    }
+
+    /// Writes in-memory batches into a staging directory for `target` and
+    /// returns it with the rows written, for a stage that commits several tables only once all
+    /// of them are written ([`Self::commit`], or [`Self::discard`]).
+    pub async fn stage_batches(
+        &self,
+        ctx: &SessionContext,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        target: &Path,
+    ) -> Result<(PathBuf, u64)> {
         // One partition per core, so the partitions are encoded in parallel.
         let table = MemTable::try_new(schema, partitioned(ctx, batches))?;
         let df = ctx.read_table(Arc::new(table))?;
-        self.write_df(df, target).await
+        let staging = self.staging_for(target)?;
+        match write_parquet_dir(df, &staging).await {
+            Ok(rows) => Ok((staging, rows)),
+            Err(e) => {
+                self.discard(&staging);
+                Err(e)
+            }
+        }
     }
 }
 

@@ -1,19 +1,24 @@
 //! Integration tests of the generator: files, format, labels, determinism.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use zeekml_generate::{
-    generate, Error, GenerateConfig, GenerateSummary, OutputFormat, HEADER, NULLABLE_COLUMNS,
-    RECON_COPIES, ZEEK_FIELDS, ZEEK_TYPES,
+    generate, Error, GenerateConfig, GenerateSummary, OutputFormat, Profile, HEADER,
+    NULLABLE_COLUMNS, RECON_COPIES, ZEEK_FIELDS, ZEEK_TYPES,
 };
 
 fn run(rows: u64, seed: u64, dir: &Path) -> GenerateSummary {
+    run_profile(Profile::Campus, rows, seed, dir)
+}
+
+fn run_profile(profile: Profile, rows: u64, seed: u64, dir: &Path) -> GenerateSummary {
     let mut cfg = GenerateConfig::new(rows, dir);
     cfg.seed = seed;
+    cfg.profile = profile;
     generate(&cfg).expect("generate")
 }
 
@@ -382,6 +387,8 @@ fn config_defaults() {
     assert_eq!(cfg.out_dir, PathBuf::from("data/uwf"));
     assert_eq!(cfg.format, OutputFormat::UwfCsv);
     assert_eq!(OutputFormat::default(), OutputFormat::UwfCsv);
+    assert_eq!(cfg.profile, Profile::Campus);
+    assert_eq!(Profile::default(), Profile::Campus);
 }
 
 fn run_tsv(rows: u64, seed: u64, dir: &Path) -> GenerateSummary {
@@ -533,4 +540,386 @@ fn zeek_tsv_with_no_rows_is_header_and_close() {
     let s = run_tsv(0, 42, dir.path());
     assert_eq!(s.files.len(), 5);
     assert!(tsv_rows(&s.files).is_empty());
+}
+
+// ---- Traffic profiles ----
+
+/// FNV-1a over every part's file name and bytes, in part order.
+fn digest(files: &[PathBuf]) -> u64 {
+    let mut h = 0xCBF2_9CE4_8422_2325_u64;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01B3);
+        }
+    };
+    for f in files {
+        eat(f.file_name().expect("name").as_encoded_bytes());
+        eat(&fs::read(f).expect("read part"));
+    }
+    h
+}
+
+#[test]
+fn campus_bytes_match_the_generator_before_profiles() {
+    // Digests recorded from the generator as it was before profiles existed:
+    // the campus profile must keep writing the same bytes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = run(50_000, 42, dir.path());
+    assert_eq!(csv.profile, Profile::Campus);
+    assert_eq!(digest(&csv.files), 0x058d_3db0_fd75_925b);
+    let tsv_dir = tempfile::tempdir().expect("tempdir");
+    let tsv = run_tsv(5000, 9, tsv_dir.path());
+    assert_eq!(digest(&tsv.files), 0x3394_af37_5425_aeba);
+    let mut cfg = GenerateConfig::new(1000, dir.path().join("three"));
+    (cfg.seed, cfg.parts) = (1, 3);
+    assert_eq!(
+        digest(&generate(&cfg).expect("generate").files),
+        0x6a83_c9b6_9783_e9e5
+    );
+}
+
+#[test]
+fn enterprise_output_is_deterministic_and_differs_from_campus() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let a = run_profile(Profile::Enterprise, 30_000, 7, dirs[0].path());
+    let b = run_profile(Profile::Enterprise, 30_000, 7, dirs[1].path());
+    let other_seed = run_profile(Profile::Enterprise, 30_000, 8, dirs[2].path());
+    let campus = run_profile(Profile::Campus, 30_000, 7, dirs[3].path());
+    assert_eq!(a.profile, Profile::Enterprise);
+    for (fa, fb) in a.files.iter().zip(&b.files) {
+        assert_eq!(fa.file_name(), fb.file_name());
+        assert!(
+            fs::read(fa).expect("a") == fs::read(fb).expect("b"),
+            "{}",
+            fa.display()
+        );
+    }
+    assert_eq!(digest(&a.files), digest(&b.files));
+    assert_ne!(digest(&a.files), digest(&other_seed.files));
+    assert_ne!(digest(&a.files), digest(&campus.files));
+    // Other part names and no uid in common, so the two datasets can sit
+    // side by side or be combined.
+    let names = |s: &GenerateSummary| -> BTreeSet<_> {
+        s.files
+            .iter()
+            .map(|f| f.file_name().map(|n| n.to_owned()))
+            .collect()
+    };
+    assert!(names(&a).is_disjoint(&names(&campus)));
+    let uids = |s: &GenerateSummary| -> HashSet<String> {
+        records(&s.files)
+            .iter()
+            .map(|r| r[col("uid")].to_string())
+            .collect()
+    };
+    assert!(uids(&a).is_disjoint(&uids(&campus)));
+    // Enterprise plans its own shares: 18 flows of 30,000 rows (15%), 60 Discovery.
+    assert_eq!(a.recon_flows, 18);
+    assert_eq!(
+        (
+            a.rows_by_label["Discovery"],
+            campus.rows_by_label["Discovery"]
+        ),
+        (60, 30)
+    );
+    // The Zeek TSV layout carries the same enterprise connections.
+    let tsv_dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = GenerateConfig::new(30_000, tsv_dir.path());
+    (cfg.seed, cfg.profile, cfg.format) = (7, Profile::Enterprise, OutputFormat::ZeekTsv);
+    let tsv = generate(&cfg).expect("tsv");
+    let csv_uids: Vec<String> = records(&a.files)
+        .iter()
+        .map(|r| r[col("uid")].to_string())
+        .collect();
+    let tsv_uids: Vec<String> = tsv_rows(&tsv.files)
+        .into_iter()
+        .map(|r| r[1].clone())
+        .collect();
+    assert_eq!(csv_uids, tsv_uids);
+}
+
+/// One enterprise dataset of 200,000 rows, parsed once for several checks.
+fn enterprise_200k() -> (tempfile::TempDir, GenerateSummary, Vec<csv::StringRecord>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = run_profile(Profile::Enterprise, 200_000, 42, dir.path());
+    let recs = records(&summary.files);
+    (dir, summary, recs)
+}
+
+#[test]
+fn enterprise_rows_have_the_uwf_shape_and_labels() {
+    let (_dir, summary, recs) = enterprise_200k();
+    assert_eq!(summary.files.len(), 5);
+    assert_eq!(recs.len(), 200_000);
+    let expected: BTreeMap<String, u64> = [
+        ("Discovery".to_string(), 400),
+        ("Reconnaissance".to_string(), 117 * 256),
+        ("none".to_string(), 200_000 - 400 - 117 * 256),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(summary.rows_by_label, expected);
+    assert_eq!(summary.recon_flows, 117);
+    let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+    let mut copies: HashMap<&str, (usize, &csv::StringRecord)> = HashMap::new();
+    for rec in &recs {
+        let label = &rec[col("mitre_attack_tactics")];
+        *counted.entry(label.to_string()).or_default() += 1;
+        if label == "Reconnaissance" {
+            let e = copies.entry(&rec[col("uid")]).or_insert((0, rec));
+            e.0 += 1;
+            assert_eq!(e.1, rec, "copies of one flow are identical");
+        }
+        // Same cell syntax as campus.
+        assert_eq!(
+            (&rec[col("local_orig")], &rec[col("local_resp")]),
+            ("false", "false")
+        );
+        let unset = rec[col("duration")].is_empty();
+        assert_eq!(rec[col("orig_bytes")].is_empty(), unset);
+        assert_eq!(rec[col("resp_bytes")].is_empty(), unset);
+        assert_eq!(
+            rec[col("history")].is_empty(),
+            &rec[col("protocol")] == "icmp"
+        );
+        let ts: f64 = rec[col("ts")].parse().expect("ts");
+        assert!((1_644_192_000.0..1_645_401_601.0).contains(&ts), "{ts}");
+        assert_eq!(
+            iso_millis(&rec[col("datetime")]),
+            ((ts * 1e6) as i64).div_euclid(1000)
+        );
+    }
+    assert_eq!(counted, expected);
+    assert_eq!(copies.len(), 117);
+    assert!(copies.values().all(|(n, _)| *n as u64 == RECON_COPIES));
+    let share = counted["Reconnaissance"] as f64 / 200_000.0;
+    assert!((0.12..0.18).contains(&share), "{share}");
+    // Multi-protocol services are quoted like the export does.
+    let raw = fs::read_to_string(&summary.files[0]).expect("read");
+    assert!(raw.contains(",\"gssapi,smb,ntlm\",") || raw.contains(",\"gssapi,smb,krb\","));
+}
+
+fn ip(s: &str) -> [u8; 4] {
+    s.parse::<Ipv4Addr>().expect("ipv4").octets()
+}
+
+#[test]
+fn enterprise_uses_its_own_address_space() {
+    let (_dir, _summary, recs) = enterprise_200k();
+    let multicast_or_broadcast = |a: [u8; 4]| a[0] >= 224 || a == [0, 0, 0, 0];
+    let mut clients = 0;
+    let mut attackers = BTreeSet::new();
+    for rec in &recs {
+        let (src, dst) = (ip(&rec[col("src_ip")]), ip(&rec[col("dest_ip")]));
+        for a in [src, dst] {
+            assert!(a[..2] != [143, 88], "campus address {a:?}");
+            // Inside is 10.20/16 (clients) and 10.10/16 (servers); no other 10/8.
+            if a[0] == 10 {
+                assert!(a[1] == 20 || a[1] == 10, "{a:?}");
+            }
+        }
+        if src[..2] == [10, 20] {
+            assert!(src[2] < 64 && src[3] >= 10, "client {src:?}");
+            clients += 1;
+        }
+        assert!(
+            src[0] == 10 || src == [0, 0, 0, 0],
+            "outside source {src:?}"
+        );
+        if &rec[col("mitre_attack_tactics")] == "Reconnaissance" {
+            attackers.insert(src);
+            // Recon stays inside (the resolvers are domain controllers).
+            assert_eq!(dst[0], 10, "{dst:?}");
+        } else if dst[0] != 10 {
+            assert!(
+                multicast_or_broadcast(dst) || !matches!(dst[0], 10 | 127 | 192),
+                "{dst:?}"
+            );
+        }
+    }
+    assert!(clients as f64 > 0.7 * recs.len() as f64, "{clients}");
+    let expected: BTreeSet<[u8; 4]> = [[10, 10, 4, 66], [10, 20, 7, 99], [10, 20, 33, 142]].into();
+    assert_eq!(attackers, expected);
+
+    // The campus keeps to 143.88/16 and never uses 10/8.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let campus = run(20_000, 42, dir.path());
+    for rec in records(&campus.files) {
+        for c in [col("src_ip"), col("dest_ip")] {
+            assert_ne!(ip(&rec[c])[0], 10, "{}", &rec[c]);
+        }
+    }
+}
+
+/// Share of benign client rows (TCP/UDP from the client range) whose source
+/// port is neither a fixed service port (DHCP 68, NTP 123, NetBIOS 137,
+/// mDNS 5353) nor in the IANA ephemeral range 49152-65535 that Windows and
+/// macOS use; Linux allocates 32768-60999.
+fn client_ports_outside_iana(recs: &[csv::StringRecord], client_prefix: &str) -> (usize, f64) {
+    let mut total = 0;
+    let mut outside = 0;
+    for rec in recs {
+        if &rec[col("mitre_attack_tactics")] != "none"
+            || &rec[col("protocol")] == "icmp"
+            || !rec[col("src_ip")].starts_with(client_prefix)
+        {
+            continue;
+        }
+        total += 1;
+        let port: u16 = rec[col("src_port")].parse().expect("port");
+        if port < 49_152 && ![68, 123, 137, 5353].contains(&port) {
+            outside += 1;
+        }
+    }
+    (total, outside as f64 / total as f64)
+}
+
+#[test]
+fn enterprise_clients_use_the_windows_and_macos_port_range() {
+    let (_dir, _summary, recs) = enterprise_200k();
+    let (total, outside) = client_ports_outside_iana(&recs, "10.20.");
+    assert!(total > 150_000, "{total}");
+    assert_eq!(outside, 0.0);
+    // On campus a quarter of the client rows come from Linux hosts' range.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let campus = run(50_000, 42, dir.path());
+    let (total, outside) = client_ports_outside_iana(&records(&campus.files), "143.88.");
+    assert!(total > 35_000, "{total}");
+    assert!((0.2..0.3).contains(&outside), "{outside}");
+}
+
+/// Share of all rows per first `service` entry, `""` for unset.
+fn service_shares(recs: &[csv::StringRecord]) -> HashMap<String, f64> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for rec in recs {
+        let first = rec[col("service")].split(',').next().unwrap_or("");
+        *counts.entry(first.to_string()).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(k, n)| (k, n as f64 / recs.len() as f64))
+        .collect()
+}
+
+#[test]
+fn enterprise_service_mix_differs_from_campus_by_a_clear_margin() {
+    let (ent_dir, cam_dir) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let ent = service_shares(&records(
+        &run_profile(Profile::Enterprise, 100_000, 5, ent_dir.path()).files,
+    ));
+    let cam = service_shares(&records(&run(100_000, 5, cam_dir.path()).files));
+    let share = |m: &HashMap<String, f64>, s: &str| m.get(s).copied().unwrap_or(0.0);
+    let windows = |m: &HashMap<String, f64>| {
+        ["smb", "gssapi", "krb", "krb_tcp", "dce_rpc", "rdp"]
+            .iter()
+            .map(|s| share(m, s))
+            .sum::<f64>()
+    };
+    // Measured at this seed: campus dns 0.52, ssl 0.19, ntp 0.046,
+    // http 0.078, unset 0.025, Windows 0.055; enterprise 0.26, 0.27, 0.010,
+    // 0.030, 0.19, 0.21.
+    assert!((0.48..0.56).contains(&share(&cam, "dns")), "{cam:?}");
+    assert!((0.22..0.30).contains(&share(&ent, "dns")), "{ent:?}");
+    assert!(
+        share(&ent, "ssl") > share(&cam, "ssl") + 0.05,
+        "{ent:?} {cam:?}"
+    );
+    assert!(share(&ent, "") > share(&cam, "") + 0.12, "{ent:?} {cam:?}");
+    assert!(
+        share(&ent, "ntp") < share(&cam, "ntp") / 3.0,
+        "{ent:?} {cam:?}"
+    );
+    assert!(
+        share(&ent, "http") < share(&cam, "http") / 2.0,
+        "{ent:?} {cam:?}"
+    );
+    assert!(windows(&ent) > windows(&cam) + 0.12, "{ent:?} {cam:?}");
+}
+
+/// Distinct recon flows of a dataset, one record per uid.
+fn recon_flows(recs: &[csv::StringRecord]) -> Vec<&csv::StringRecord> {
+    let mut seen = HashSet::new();
+    recs.iter()
+        .filter(|r| &r[col("mitre_attack_tactics")] == "Reconnaissance")
+        .filter(|r| seen.insert(r[col("uid")].to_string()))
+        .collect()
+}
+
+/// Median gap in seconds between one attacker's consecutive recon flows.
+fn median_recon_gap(flows: &[&csv::StringRecord]) -> f64 {
+    let mut by_src: HashMap<&str, Vec<f64>> = HashMap::new();
+    for f in flows {
+        by_src
+            .entry(&f[col("src_ip")])
+            .or_default()
+            .push(f[col("ts")].parse().expect("ts"));
+    }
+    let mut gaps = Vec::new();
+    for ts in by_src.values_mut() {
+        ts.sort_by(f64::total_cmp);
+        gaps.extend(ts.windows(2).map(|w| w[1] - w[0]));
+    }
+    gaps.sort_by(f64::total_cmp);
+    gaps[gaps.len() / 2]
+}
+
+#[test]
+fn enterprise_recon_uses_other_tools_and_timing() {
+    let (_dir, _summary, recs) = enterprise_200k();
+    let cam_dir = tempfile::tempdir().expect("tmp");
+    let cam_recs = records(&run(200_000, 42, cam_dir.path()).files);
+    let (ent, cam) = (recon_flows(&recs), recon_flows(&cam_recs));
+    assert_eq!((ent.len(), cam.len()), (117, 164));
+    let share = |flows: &[&csv::StringRecord], pred: &dyn Fn(&csv::StringRecord) -> bool| {
+        flows.iter().filter(|r| pred(r)).count() as f64 / flows.len() as f64
+    };
+    // A stateless sweep's SYN has no TCP options: 40 IP bytes, never retried.
+    let stateless = |r: &csv::StringRecord| {
+        &r[col("protocol")] == "tcp"
+            && &r[col("conn_state")] == "S0"
+            && &r[col("orig_ip_bytes")] == "40"
+    };
+    assert!(
+        share(&ent, &stateless) > 0.08,
+        "{}",
+        share(&ent, &stateless)
+    );
+    assert_eq!(share(&cam, &stateless), 0.0);
+    // Fewer DNS sweeps, more SMB (enumeration and version probes).
+    let dns = |r: &csv::StringRecord| &r[col("service")] == "dns";
+    assert!(share(&cam, &dns) > 0.5 && share(&ent, &dns) < 0.35);
+    let smb = |r: &csv::StringRecord| &r[col("dest_port")] == "445";
+    assert!(share(&ent, &smb) > share(&cam, &smb) + 0.1);
+    // Half-open and unanswered probes are far more common.
+    let s0 = |r: &csv::StringRecord| &r[col("conn_state")] == "S0";
+    assert!(share(&ent, &s0) > share(&cam, &s0) + 0.15);
+    // Polite timing: consecutive probes of one attacker are further apart.
+    let (ent_gap, cam_gap) = (median_recon_gap(&ent), median_recon_gap(&cam));
+    assert!(
+        ent_gap > 2.0 * cam_gap,
+        "enterprise {ent_gap} campus {cam_gap}"
+    );
+    // Still learnable: recon never shares a row with benign traffic.
+    let benign: HashSet<&str> = recs
+        .iter()
+        .filter(|r| &r[col("mitre_attack_tactics")] == "none")
+        .map(|r| &r[col("uid")])
+        .collect();
+    assert!(ent.iter().all(|r| !benign.contains(&r[col("uid")])));
+}
+
+#[test]
+fn profiles_parse_from_their_names() {
+    assert_eq!(
+        "enterprise".parse::<Profile>().ok(),
+        Some(Profile::Enterprise)
+    );
+    assert_eq!("campus".parse::<Profile>().ok(), Some(Profile::Campus));
+    let err = "home".parse::<Profile>().expect_err("unknown");
+    assert!(matches!(err, Error::UnknownProfile { ref name } if name == "home"));
+    assert_eq!(Profile::ALL.map(Profile::name), ["campus", "enterprise"]);
 }

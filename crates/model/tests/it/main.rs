@@ -9,11 +9,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{Array, AsArray, Float64Array, Int64Array, StringArray};
+use datafusion::arrow::array::{Array, AsArray, Float64Array, Int32Array, Int64Array, StringArray};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type};
 use datafusion::arrow::record_batch::RecordBatch;
-use zeekml_model::{train_and_evaluate, SavedModel, SplitKind, TrainOutcome, TrainSpec};
+use zeekml_model::{
+    train_and_evaluate, SavedModel, SplitKind, Threshold, ThresholdRule, TrainOutcome, TrainSpec,
+};
 
 use data::{scored_rows, Shape};
 
@@ -55,6 +57,18 @@ fn metrics(out: &TrainOutcome) -> BTreeMap<String, BTreeMap<String, f64>> {
         res.insert(split.value(i).to_string(), row);
     }
     res
+}
+
+/// The `score` and `label` columns of scored rows.
+fn score_and_label(b: &RecordBatch) -> (&Float64Array, &Int32Array) {
+    (
+        b.column_by_name("score")
+            .unwrap()
+            .as_primitive::<Float64Type>(),
+        b.column_by_name("label")
+            .unwrap()
+            .as_primitive::<Int32Type>(),
+    )
 }
 
 /// Scored batches of one split, concatenated.
@@ -248,7 +262,7 @@ fn dedup_split_keeps_flows_whole_and_evaluates_each_once() {
     for i in 0..b.num_rows() {
         let s = side.value(i);
         *sides.entry(s).or_default() += 1;
-        let coarse = if s.starts_with("test") { "test" } else { s };
+        let coarse = s.trim_end_matches("_dup");
         let prev = uid_side.insert(uid.value(i), coarse);
         assert!(
             prev.is_none() || prev == Some(coarse),
@@ -262,7 +276,7 @@ fn dedup_split_keeps_flows_whole_and_evaluates_each_once() {
                 "duplicate test row"
             );
         }
-        if s == "test_dup" {
+        if s == "test_dup" || s == "valid_dup" {
             assert_eq!(label.value(i), 1);
         }
     }
@@ -297,7 +311,7 @@ fn rows_without_uid_are_grouped_by_content() {
         by_ts
             .entry(ts.value(i).to_bits())
             .or_default()
-            .insert(if s.starts_with("test") { "test" } else { s });
+            .insert(s.trim_end_matches("_dup"));
     }
     assert!(by_ts.values().all(|s| s.len() == 1));
     assert_eq!(metrics(&out)["dedup"]["positives"], 10.0);
@@ -586,14 +600,7 @@ fn best_f1_threshold_is_chosen_on_the_validation_side() {
     // Recompute the best validation F1 from the scored rows: the same cut.
     let scored = scored_split(&out, "dedup");
     let side = data::text(&scored, "side");
-    let score = scored
-        .column_by_name("score")
-        .unwrap()
-        .as_primitive::<Float64Type>();
-    let label = scored
-        .column_by_name("label")
-        .unwrap()
-        .as_primitive::<Int32Type>();
+    let (score, label) = score_and_label(&scored);
     let (mut vs, mut vl) = (Vec::new(), Vec::new());
     for i in 0..scored.num_rows() {
         if side.value(i) == "valid" {
@@ -610,6 +617,99 @@ fn best_f1_threshold_is_chosen_on_the_validation_side() {
     s.params.valid_fraction = 0.0;
     let err = train_and_evaluate(&s, &input).unwrap_err().to_string();
     assert!(err.contains("valid_fraction"), "{err}");
+}
+
+#[test]
+fn max_fpr_threshold_keeps_the_alert_budget_on_a_deduplicated_valid_side() {
+    let shape = Shape {
+        negatives: 6000,
+        overlap: 0.3,
+        ..Shape::default()
+    };
+    let input = data::table(&shape);
+    let mut s = spec();
+    s.splits = vec![SplitKind::Dedup];
+    s.threshold = Threshold::Rule(ThresholdRule::MaxFpr(0.005));
+    let out = train(&s, &input);
+    let text = |name: &str| {
+        out.metrics
+            .column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0)
+            .to_string()
+    };
+    assert_eq!(text("threshold_rule"), "max_fpr_on_valid");
+    assert_eq!(text("data"), "features");
+    let m = &metrics(&out)["dedup"];
+    assert_eq!(m["threshold_target"], 0.005);
+    assert!(m["valid_fpr"] <= 0.005, "{m:?}");
+    assert_eq!(
+        m["alerts_per_million_benign"],
+        m["fp"] / (m["fp"] + m["tn"]) * 1e6
+    );
+    assert_eq!(m["fpr"], m["fp"] / (m["fp"] + m["tn"]));
+    let card = &out.deployed.card;
+    assert_eq!(card.threshold_rule, "max_fpr_on_valid");
+    assert_eq!(card.threshold_target, Some(0.005));
+    assert_eq!(card.threshold, m["threshold"]);
+
+    // The validation side holds each positive flow once: 16 copies of a
+    // flow give one `valid` row and 15 `valid_dup` rows.
+    let scored = scored_split(&out, "dedup");
+    let side = data::text(&scored, "side");
+    let uid = data::text(&scored, "uid");
+    let (score, label) = score_and_label(&scored);
+    let mut valid_uids = BTreeSet::new();
+    let mut sides_of_uid: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    let (mut vs, mut vl) = (Vec::new(), Vec::new());
+    for i in 0..scored.num_rows() {
+        sides_of_uid
+            .entry(uid.value(i))
+            .or_default()
+            .insert(side.value(i).trim_end_matches("_dup"));
+        if side.value(i) == "valid" {
+            assert!(
+                valid_uids.insert(uid.value(i)),
+                "uid {} twice",
+                uid.value(i)
+            );
+            vs.push(score.value(i));
+            vl.push(label.value(i) == 1);
+        }
+    }
+    assert!(sides_of_uid.values().all(|s| s.len() == 1));
+    let valid_positive_flows = vl.iter().filter(|&&l| l).count();
+    let dup_rows = (0..scored.num_rows())
+        .filter(|&i| side.value(i) == "valid_dup")
+        .count();
+    assert_eq!(dup_rows, valid_positive_flows * 15);
+    assert_eq!(m["valid_rows"], vs.len() as f64);
+    let (expected, rate) = zeekml_model::metrics::max_fpr_threshold(&vs, &vl, 0.005).unwrap();
+    assert_eq!(m["threshold"], expected);
+    assert_eq!(m["valid_fpr"], rate);
+    let negatives = vl.iter().filter(|&&l| !l).count() as f64;
+    let flagged = vs
+        .iter()
+        .zip(&vl)
+        .filter(|(&s, &l)| !l && s >= expected)
+        .count() as f64;
+    assert_eq!(flagged / negatives, rate);
+
+    // One feature that both classes share: every score is held by benign
+    // rows, so a budget of zero cannot flag anything, and the error names
+    // the split.
+    let mut tied = s.clone();
+    tied.threshold = Threshold::Rule(ThresholdRule::MaxFpr(0.0));
+    tied.features = vec!["service_0".to_string()];
+    let noisy = data::table(&Shape {
+        overlap: 1.0,
+        ..Shape::default()
+    });
+    let e = train_and_evaluate(&tied, &noisy).unwrap_err().to_string();
+    assert!(e.contains("split dedup") && e.contains("max_fpr 0:"), "{e}");
+    assert!(e.contains("no threshold flags any validation row"), "{e}");
+    assert!(e.contains("allow 0 false positives"), "{e}");
 }
 
 /// 2M rows, 26 features, 1620 positive flows x 256 copies (the UWF shape).
