@@ -1,213 +1,308 @@
 -- stage: beacons
 -- inputs: clean
--- grain: one row per (src_ip, dest_ip, dest_port, protocol) pair seen at least $min_connections times in the window, or whose connections last $long_connection_seconds in all
--- doc: RITA-style beacon scores per pair: timestamp and data-size regularity, histogram, duration coverage, and long-connection / strobe flags.
+-- grain: one row per (src_ip, dest_ip) pair and window (per (src_ip, dest_ip, dest_port, protocol) with $group_by_port) with at least $min_timestamps distinct timestamps in the window, or whose connections last $long_connection_seconds in all
+-- doc: RITA v5 beacon scores per pair and day (timestamp, data size, histogram, duration), threat modifiers (prevalence, uncommon port, long connection), strobes and a sample of the evidence's uids.
 --
--- Definitions (every sub-score is in [0, 1]; 1 is the most beacon-like):
+-- Definitions (RITA v5, analysis/beacons.go, with its defaults as the
+-- pipeline's; every sub-score is in [0, 1], 1 the most beacon-like, and
+-- rounded to 3 decimals as RITA does):
 -- * Connections: rows of `clean` with ts, both addresses, dest_port and
---   protocol set; identical rows (same uid, ts, pair, duration and bytes)
---   count once. Pairs with both ends in $internal_subnets (internal
---   infrastructure: DNS, Kerberos, SMB to domain controllers) or a
---   destination in $ignored_dest_subnets (multicast, broadcast) are left out.
--- * Window: [max ts - $window_seconds, max ts] of the input, or the input's
---   whole [min ts, max ts] when $window_seconds is 0; span = its length.
--- * Q(p): percentile_cont, linear interpolation at index p*(n-1) of the
---   sorted values (Hyndman-Fan type 7, numpy's default); median = Q(0.5).
--- * Bowley skew = (Q(.25) + Q(.75) - 2 Q(.5)) / (Q(.75) - Q(.25)). As in
---   RITA it counts as 0 (symmetric) when Q(.75) - Q(.25) is 0 or below
---   $bowley_min_iqr, or when Q(.5) equals Q(.25) or Q(.75): the measure is
---   unreliable there. skew score = 1 - |skew|.
--- * MAD = median of |x - median|. MAD score = max(0, (median - MAD) / median);
---   0 when the median is 0 (no typical value to be regular around).
--- * ts_score = mean of skew and MAD scores of the gaps between the pair's
---   distinct connection times (simultaneous connections add no gap, as in
---   RITA); 0 with fewer than 3 gaps.
--- * ds_score = the same on orig_ip_bytes (unset values left out); 0 with
---   fewer than 3 values.
--- * hist_score: connections counted in $hist_bins equal bins over the window
---   (the last bin includes its end); CV = population standard deviation /
---   mean of the bin counts; 1 - CV, or 0 when CV > 1.
--- * dur_score: 0 with fewer than $dur_min_bins non-empty bins, else the larger
---   of coverage = (last_seen - first_seen) / span and consistency =
---   min(1, longest run of consecutive non-empty bins / $dur_ideal_bins), a
---   run may wrap from the last bin to the first. 0 when the span is 0.
--- * score = mean of the four. Pairs below $min_connections (kept only for
---   long_connection) get 0 for every score.
--- * long_connection: summed duration >= $long_connection_seconds.
--- * strobe: connections >= $strobe_per_day * max(span, 3600) / 86400 (RITA
---   flags 86400 a day; short windows are held to at least an hour's worth).
+--   protocol set; identical rows count once. Pairs with both ends in
+--   $internal_subnets or a destination in $ignored_dest_subnets are left out.
+--   Timestamps are whole seconds (floor of ts), as RITA stores them.
+-- * Window: ts in [window_start, window_start + $window_seconds), windows
+--   aligned to ts 0 (UTC days for 86400); $window_seconds = 0 makes the whole
+--   input one window starting at its first connection. Each window's
+--   histogram spans its first to its last connection (of any pair).
+-- * Pair: (src_ip, dest_ip), with the ports and protocols seen listed; with
+--   $group_by_port the pair is (src_ip, dest_ip, dest_port, protocol).
+--   Scored when it has at least $min_timestamps distinct timestamps (RITA: 4,
+--   i.e. 3 non-zero intervals).
+-- * Quartiles are RITA's (Tukey's hinges): Q2 the median, Q1 the median of
+--   the lower floor(n/2) values, Q3 of the upper floor(n/2) values; a median
+--   of an even count is the mean of the middle two.
+-- * Bowley skew = (Q1 + Q3 - 2 Q2) / (Q3 - Q1), counted as 0 when Q3 - Q1 is
+--   below $bowley_min_iqr or Q2 equals Q1 or Q3. skew score = 1 - |skew|.
+-- * MAD = median of |x - Q2|; MAD score = max(0, (Q2 - MAD) / Q2) when
+--   Q2 >= 1, else 1 for gaps and 0 for sizes (RITA's defaults).
+-- * ts_score = (skew score + MAD score) / 2 over the non-zero gaps between
+--   consecutive timestamps; ds_score the same over orig_ip_bytes of every
+--   connection (unset ones left out; 0 with fewer than 3 values).
+-- * hist_score = max(CV score, bimodal fit) over $hist_bins equal bins of the
+--   window's span (the last bin includes its end). CV score = 1 - population
+--   sd / mean of the bin counts (empty bins included), 0 when CV > 1.
+--   Bimodal fit: bars (non-empty bins) grouped by height into buckets of
+--   ceil($hist_mode_sensitivity x tallest bar); the two fullest buckets'
+--   bars / max(bars - $hist_bimodal_outlier_removal, 1), when there are at
+--   least $hist_bimodal_min_bins bars, else 0; at most 1.
+-- * dur_score: with at least $dur_min_bins bars, the larger of coverage =
+--   ceil3((last - first) / window span) and consistency = ceil3(longest run
+--   of consecutive bars, wrapping from the last bin to the first /
+--   $dur_ideal_bins), each at most 1; else 0.
+-- * score = $ts_weight ts + $ds_weight ds + $hist_weight hist + $dur_weight dur.
+-- * Modifiers, each its own column: prevalence = internal sources of the
+--   window that contacted dest_ip / internal sources of the window;
+--   +$prevalence_modifier when <= $prevalence_low, - when >= $prevalence_high
+--   (RITA: 0.15, 2%, 50%). uncommon_port: a tcp/udp connection that Zeek
+--   gave no service on a port outside $standard_ports, +$uncommon_port_modifier.
+--   long_connection: summed duration >= $long_connection_seconds,
+--   +$long_connection_modifier. threat_score = score + modifiers, in [0, 1].
+-- * strobe: connections >= $strobe_per_day x max(window span, 1 h) / 1 day.
+-- * uids: the first $uid_sample uids of the pair's connections by ts.
 WITH params AS (
     SELECT
-        CAST($window_seconds AS DOUBLE)          AS window_seconds,
-        CAST($min_connections AS BIGINT)         AS min_connections,
-        CAST($hist_bins AS BIGINT)               AS bins,
-        CAST($dur_min_bins AS BIGINT)            AS dur_min_bins,
-        CAST($dur_ideal_bins AS DOUBLE)          AS dur_ideal_bins,
-        CAST($bowley_min_iqr AS DOUBLE)          AS bowley_min_iqr,
-        CAST($long_connection_seconds AS DOUBLE) AS long_connection_seconds,
-        CAST($strobe_per_day AS DOUBLE)          AS strobe_per_day
+        CAST($window_seconds AS DOUBLE)            AS window_seconds,
+        CAST($group_by_port AS BOOLEAN)            AS group_by_port,
+        CAST($min_timestamps AS BIGINT)            AS min_timestamps,
+        CAST($hist_bins AS BIGINT)                 AS bins,
+        CAST($hist_mode_sensitivity AS DOUBLE)     AS mode_sensitivity,
+        CAST($hist_bimodal_outlier_removal AS BIGINT) AS outlier_removal,
+        CAST($hist_bimodal_min_bins AS BIGINT)     AS bimodal_min_bins,
+        CAST($dur_min_bins AS BIGINT)              AS dur_min_bins,
+        CAST($dur_ideal_bins AS DOUBLE)            AS dur_ideal_bins,
+        CAST($bowley_min_iqr AS DOUBLE)            AS bowley_min_iqr,
+        CAST($ts_weight AS DOUBLE)                 AS ts_weight,
+        CAST($ds_weight AS DOUBLE)                 AS ds_weight,
+        CAST($hist_weight AS DOUBLE)               AS hist_weight,
+        CAST($dur_weight AS DOUBLE)                AS dur_weight,
+        CAST($long_connection_seconds AS DOUBLE)   AS long_connection_seconds,
+        CAST($strobe_per_day AS DOUBLE)            AS strobe_per_day,
+        CAST($prevalence_low AS DOUBLE)            AS prevalence_low,
+        CAST($prevalence_high AS DOUBLE)           AS prevalence_high,
+        CAST($prevalence_modifier AS DOUBLE)       AS prevalence_modifier,
+        CAST($uncommon_port_modifier AS DOUBLE)    AS uncommon_port_modifier,
+        CAST($long_connection_modifier AS DOUBLE)  AS long_connection_modifier,
+        string_to_array(CAST($standard_ports AS VARCHAR), ',') AS standard_ports,
+        CAST($uid_sample AS BIGINT)                AS uid_sample
 ),
-conns AS (
+base AS (
     SELECT DISTINCT c.uid, c.ts, c.src_ip, c.dest_ip, c.dest_port, c.protocol,
-           c.duration, c.orig_ip_bytes
+           c.service, c.duration, c.orig_ip_bytes,
+           coalesce(ip_in_cidrs(c.src_ip, CAST($internal_subnets AS VARCHAR)), false) AS src_internal,
+           coalesce(ip_in_cidrs(c.dest_ip, CAST($internal_subnets AS VARCHAR)), false) AS dest_internal,
+           coalesce(ip_in_cidrs(c.dest_ip, CAST($ignored_dest_subnets AS VARCHAR)), false) AS dest_ignored
     FROM clean c
     WHERE c.ts IS NOT NULL AND c.src_ip IS NOT NULL AND c.dest_ip IS NOT NULL
       AND c.dest_port IS NOT NULL AND c.protocol IS NOT NULL
-      AND NOT (coalesce(ip_in_cidrs(c.src_ip, CAST($internal_subnets AS VARCHAR)), false)
-               AND coalesce(ip_in_cidrs(c.dest_ip, CAST($internal_subnets AS VARCHAR)), false))
-      AND NOT coalesce(ip_in_cidrs(c.dest_ip, CAST($ignored_dest_subnets AS VARCHAR)), false)
+),
+origin AS (SELECT min(ts) AS t0 FROM base WHERE NOT (src_internal AND dest_internal) AND NOT dest_ignored),
+windowed AS (
+    SELECT b.*, floor(b.ts) AS sec,
+           CASE WHEN p.window_seconds > 0 THEN floor(b.ts / p.window_seconds) * p.window_seconds
+                ELSE o.t0 END AS window_start,
+           CASE WHEN p.group_by_port THEN b.dest_port END AS key_port,
+           CASE WHEN p.group_by_port THEN b.protocol END AS key_protocol
+    FROM base b CROSS JOIN params p CROSS JOIN origin o
+),
+conns AS (
+    SELECT w.*,
+           concat_ws('|', w.src_ip, w.dest_ip, coalesce(CAST(w.key_port AS VARCHAR), ''),
+                     coalesce(w.key_protocol, ''), CAST(w.window_start AS VARCHAR)) AS pair_id
+    FROM windowed w
+    WHERE NOT (w.src_internal AND w.dest_internal) AND NOT w.dest_ignored
 ),
 bounds AS (
-    SELECT
-        CASE WHEN p.window_seconds > 0 THEN max(c.ts) - p.window_seconds ELSE min(c.ts) END AS t_min,
-        max(c.ts) AS t_max
-    FROM conns c CROSS JOIN params p
-    GROUP BY p.window_seconds
+    SELECT window_start, min(sec) AS t_min, max(sec) AS t_max
+    FROM conns GROUP BY window_start
 ),
-win AS (
-    SELECT c.*, b.t_min, b.t_max - b.t_min AS span
-    FROM conns c CROSS JOIN bounds b
-    WHERE c.ts >= b.t_min
+-- Prevalence: internal sources of each window, and those that contacted each destination.
+window_sources AS (
+    SELECT window_start, count(DISTINCT src_ip) AS sources
+    FROM windowed WHERE src_internal GROUP BY window_start
+),
+dest_sources AS (
+    SELECT window_start, dest_ip, count(DISTINCT src_ip) AS sources
+    FROM windowed WHERE src_internal GROUP BY window_start, dest_ip
 ),
 pairs AS (
-    SELECT w.src_ip, w.dest_ip, w.dest_port, w.protocol,
-           count(*)              AS connections,
-           min(w.ts)             AS first_seen,
-           max(w.ts)             AS last_seen,
-           sum(w.duration)       AS total_duration,
-           sum(w.orig_ip_bytes)  AS total_orig_ip_bytes
-    FROM win w CROSS JOIN params p
-    GROUP BY w.src_ip, w.dest_ip, w.dest_port, w.protocol, p.min_connections, p.long_connection_seconds
-    HAVING count(*) >= p.min_connections
-        OR coalesce(sum(w.duration), 0) >= p.long_connection_seconds
+    SELECT c.pair_id, c.src_ip, c.dest_ip, c.key_port, c.key_protocol, c.window_start,
+           count(*)                        AS connections,
+           count(DISTINCT c.sec)           AS timestamps,
+           min(c.ts)                       AS first_seen,
+           max(c.ts)                       AS last_seen,
+           min(c.sec)                      AS first_sec,
+           max(c.sec)                      AS last_sec,
+           sum(c.duration)                 AS total_duration,
+           sum(c.orig_ip_bytes)            AS total_orig_ip_bytes,
+           array_sort(array_agg(DISTINCT c.dest_port)) AS ports,
+           array_sort(array_agg(DISTINCT c.protocol))  AS protocols,
+           array_slice(array_agg(c.uid ORDER BY c.ts, c.uid), 1, p.uid_sample) AS uids,
+           bool_or(c.service IS NULL AND c.protocol IN ('tcp', 'udp')
+                   AND NOT array_has(p.standard_ports, CAST(c.dest_port AS VARCHAR))) AS uncommon_port
+    FROM conns c CROSS JOIN params p
+    GROUP BY c.pair_id, c.src_ip, c.dest_ip, c.key_port, c.key_protocol, c.window_start,
+             p.min_timestamps, p.long_connection_seconds, p.uid_sample
+    HAVING count(DISTINCT c.sec) >= p.min_timestamps
+        OR coalesce(sum(c.duration), 0) >= p.long_connection_seconds
 ),
 pair_conns AS (
-    SELECT w.*
-    FROM win w
-    JOIN pairs k ON w.src_ip = k.src_ip AND w.dest_ip = k.dest_ip
-                AND w.dest_port = k.dest_port AND w.protocol = k.protocol
+    SELECT c.pair_id, c.sec, c.orig_ip_bytes
+    FROM conns c JOIN pairs k ON c.pair_id = k.pair_id
 ),
 gaps AS (
-    SELECT src_ip, dest_ip, dest_port, protocol,
-           ts - lag(ts) OVER (PARTITION BY src_ip, dest_ip, dest_port, protocol ORDER BY ts) AS x
-    FROM (SELECT DISTINCT src_ip, dest_ip, dest_port, protocol, ts FROM pair_conns) t
+    SELECT pair_id, sec - lag(sec) OVER (PARTITION BY pair_id ORDER BY sec) AS x
+    FROM (SELECT DISTINCT pair_id, sec FROM pair_conns) t
 ),
-sizes AS (
-    SELECT src_ip, dest_ip, dest_port, protocol, CAST(orig_ip_bytes AS DOUBLE) AS x
-    FROM pair_conns
-),
--- One row per value of either series, tagged, so both get the same statistics.
 series AS (
-    SELECT 'ts' AS kind, * FROM gaps WHERE x IS NOT NULL
+    SELECT 'ts' AS kind, pair_id, x FROM gaps WHERE x IS NOT NULL
     UNION ALL
-    SELECT 'ds' AS kind, * FROM sizes WHERE x IS NOT NULL
+    SELECT 'ds' AS kind, pair_id, CAST(orig_ip_bytes AS DOUBLE) AS x FROM pair_conns WHERE orig_ip_bytes IS NOT NULL
 ),
-quartiles AS (
-    SELECT kind, src_ip, dest_ip, dest_port, protocol,
-           count(*)                                          AS n,
-           percentile_cont(0.25) WITHIN GROUP (ORDER BY x)   AS q1,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY x)    AS q2,
-           percentile_cont(0.75) WITHIN GROUP (ORDER BY x)   AS q3
+ranked AS (
+    SELECT kind, pair_id, x,
+           row_number() OVER (PARTITION BY kind, pair_id ORDER BY x) AS rn,
+           count(*) OVER (PARTITION BY kind, pair_id)                AS n
     FROM series
-    GROUP BY kind, src_ip, dest_ip, dest_port, protocol
+),
+q2 AS (
+    SELECT kind, pair_id, n, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS q2
+    FROM ranked GROUP BY kind, pair_id, n
+),
+q1 AS (
+    SELECT kind, pair_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS q1
+    FROM ranked WHERE rn <= n / 2 GROUP BY kind, pair_id
+),
+q3 AS (
+    SELECT kind, pair_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS q3
+    FROM ranked WHERE rn > n - n / 2 GROUP BY kind, pair_id
 ),
 mads AS (
-    SELECT s.kind, s.src_ip, s.dest_ip, s.dest_port, s.protocol,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(s.x - q.q2)) AS mad
-    FROM series s
-    JOIN quartiles q ON s.kind = q.kind AND s.src_ip = q.src_ip AND s.dest_ip = q.dest_ip
-                    AND s.dest_port = q.dest_port AND s.protocol = q.protocol
-    GROUP BY s.kind, s.src_ip, s.dest_ip, s.dest_port, s.protocol
+    SELECT r.kind, r.pair_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(r.x - m.q2)) AS mad
+    FROM ranked r JOIN q2 m ON r.kind = m.kind AND r.pair_id = m.pair_id
+    GROUP BY r.kind, r.pair_id
 ),
 regularity AS (
-    SELECT q.kind, q.src_ip, q.dest_ip, q.dest_port, q.protocol,
-           CASE WHEN q.n < 3 THEN 0.0 ELSE
-               (1.0 - abs(CASE
-                   WHEN q.q3 - q.q1 > 0 AND q.q3 - q.q1 >= p.bowley_min_iqr
-                        AND q.q2 <> q.q1 AND q.q2 <> q.q3
-                   THEN (q.q1 + q.q3 - 2 * q.q2) / (q.q3 - q.q1)
+    SELECT m.kind, m.pair_id,
+           round((
+               1.0 - abs(CASE
+                   WHEN a3.q3 - a1.q1 > 0 AND a3.q3 - a1.q1 >= p.bowley_min_iqr
+                        AND m.q2 <> a1.q1 AND m.q2 <> a3.q3
+                   THEN (a1.q1 + a3.q3 - 2 * m.q2) / (a3.q3 - a1.q1)
                    ELSE 0.0 END)
-                + CASE WHEN q.q2 > 0 THEN greatest((q.q2 - m.mad) / q.q2, 0.0) ELSE 0.0 END
-               ) / 2
-           END AS score
-    FROM quartiles q
-    JOIN mads m ON q.kind = m.kind AND q.src_ip = m.src_ip AND q.dest_ip = m.dest_ip
-               AND q.dest_port = m.dest_port AND q.protocol = m.protocol
+               + CASE WHEN m.q2 >= 1 THEN greatest((m.q2 - d.mad) / m.q2, 0.0)
+                      WHEN m.kind = 'ts' THEN 1.0 ELSE 0.0 END
+           ) / 2, 3) AS score
+    FROM q2 m
+    JOIN q1 a1 ON m.kind = a1.kind AND m.pair_id = a1.pair_id
+    JOIN q3 a3 ON m.kind = a3.kind AND m.pair_id = a3.pair_id
+    JOIN mads d ON m.kind = d.kind AND m.pair_id = d.pair_id
     CROSS JOIN params p
+    WHERE m.n >= 3
 ),
 bins AS (
-    SELECT w.src_ip, w.dest_ip, w.dest_port, w.protocol,
-           CASE WHEN w.span > 0
-                THEN least(CAST(floor((w.ts - w.t_min) / w.span * p.bins) AS BIGINT), p.bins - 1)
+    SELECT k.pair_id,
+           CASE WHEN b.t_max > b.t_min
+                THEN least(CAST(floor((c.sec - b.t_min) / ((b.t_max - b.t_min) / p.bins)) AS BIGINT), p.bins - 1)
                 ELSE 0 END AS bin,
            count(*) AS c
-    FROM pair_conns w CROSS JOIN params p
-    GROUP BY 1, 2, 3, 4, 5
+    FROM pair_conns c
+    JOIN pairs k ON c.pair_id = k.pair_id
+    JOIN bounds b ON k.window_start = b.window_start
+    CROSS JOIN params p
+    GROUP BY 1, 2
+),
+bars AS (
+    SELECT pair_id, count(*) AS bars, max(c) AS tallest,
+           CAST(sum(c) AS DOUBLE) AS n, CAST(sum(c * c) AS DOUBLE) AS sum_sq
+    FROM bins GROUP BY pair_id
+),
+-- Bars grouped by height (RITA's frequency histogram), fullest buckets first.
+buckets AS (
+    SELECT pair_id, fill,
+           row_number() OVER (PARTITION BY pair_id ORDER BY fill DESC) AS place
+    FROM (
+        SELECT s.pair_id, count(*) AS fill
+        FROM bins s
+        JOIN bars t ON s.pair_id = t.pair_id
+        CROSS JOIN params p
+        GROUP BY s.pair_id, floor(s.c / ceil(t.tallest * p.mode_sensitivity))
+    ) f
+),
+bimodal AS (
+    SELECT pair_id, sum(fill) AS top_two FROM buckets WHERE place <= 2 GROUP BY pair_id
 ),
 islands AS (
-    SELECT src_ip, dest_ip, dest_port, protocol, bin,
-           bin - row_number() OVER (PARTITION BY src_ip, dest_ip, dest_port, protocol ORDER BY bin) AS island
+    SELECT pair_id, bin, bin - row_number() OVER (PARTITION BY pair_id ORDER BY bin) AS island
     FROM bins
 ),
 runs AS (
-    SELECT src_ip, dest_ip, dest_port, protocol, count(*) AS len, min(bin) AS lo, max(bin) AS hi
-    FROM islands
-    GROUP BY src_ip, dest_ip, dest_port, protocol, island
+    SELECT pair_id, count(*) AS len, min(bin) AS lo, max(bin) AS hi
+    FROM islands GROUP BY pair_id, island
 ),
-hist AS (
-    SELECT r.src_ip, r.dest_ip, r.dest_port, r.protocol,
-           sum(r.len)                                                   AS active_bins,
-           max(r.len)                                                   AS max_run,
-           sum(CASE WHEN r.lo = 0 THEN r.len ELSE 0 END)                AS head_run,
-           sum(CASE WHEN r.hi = p.bins - 1 THEN r.len ELSE 0 END)       AS tail_run
+longest AS (
+    SELECT r.pair_id,
+           CASE WHEN sum(r.len) = max(p.bins) THEN max(p.bins)
+                WHEN sum(CASE WHEN r.lo = 0 THEN r.len ELSE 0 END) > 0
+                 AND sum(CASE WHEN r.hi = p.bins - 1 THEN r.len ELSE 0 END) > 0
+                THEN greatest(max(r.len), sum(CASE WHEN r.lo = 0 OR r.hi = p.bins - 1 THEN r.len ELSE 0 END))
+                ELSE max(r.len) END AS run
     FROM runs r CROSS JOIN params p
-    GROUP BY r.src_ip, r.dest_ip, r.dest_port, r.protocol
-),
-bin_moments AS (
-    SELECT src_ip, dest_ip, dest_port, protocol,
-           CAST(sum(c) AS DOUBLE) AS n, CAST(sum(c * c) AS DOUBLE) AS sum_sq
-    FROM bins
-    GROUP BY src_ip, dest_ip, dest_port, protocol
+    GROUP BY r.pair_id, p.bins
 ),
 subscores AS (
     SELECT k.*,
-           b.span,
+           b.t_max - b.t_min AS span,
            coalesce(ts.score, 0.0) AS ts_score,
            coalesce(ds.score, 0.0) AS ds_score,
-           -- CV over all bins, empty ones included: mean = n / bins.
-           greatest(1.0 - sqrt(greatest(bm.sum_sq / p.bins - (bm.n / p.bins) * (bm.n / p.bins), 0.0))
-                          / (bm.n / p.bins), 0.0) AS hist_score,
-           CASE WHEN h.active_bins < p.dur_min_bins OR b.span <= 0 THEN 0.0
+           CASE WHEN b.t_max <= b.t_min THEN 0.0
+                WHEN sqrt(greatest(t.sum_sq / p.bins - (t.n / p.bins) * (t.n / p.bins), 0.0)) / (t.n / p.bins) > 1 THEN 0.0
+                ELSE round(1.0 - sqrt(greatest(t.sum_sq / p.bins - (t.n / p.bins) * (t.n / p.bins), 0.0)) / (t.n / p.bins), 3)
+           END AS hist_cv_score,
+           CASE WHEN b.t_max > b.t_min AND t.bars >= p.bimodal_min_bins
+                THEN least(round(CAST(bm.top_two AS DOUBLE) / greatest(t.bars - p.outlier_removal, 1), 3), 1.0)
+                ELSE 0.0 END AS hist_bimodal_score,
+           CASE WHEN t.bars < p.dur_min_bins OR b.t_max <= b.t_min OR k.last_sec <= k.first_sec THEN 0.0
                 ELSE greatest(
-                    (k.last_seen - k.first_seen) / b.span,
-                    least(CAST(CASE
-                        WHEN h.active_bins = p.bins THEN p.bins
-                        WHEN h.head_run > 0 AND h.tail_run > 0 THEN greatest(h.max_run, h.head_run + h.tail_run)
-                        ELSE h.max_run END AS DOUBLE) / p.dur_ideal_bins, 1.0))
+                    least(ceil((k.last_sec - k.first_sec) / (b.t_max - b.t_min) * 1000) / 1000, 1.0),
+                    least(ceil(CAST(l.run AS DOUBLE) / p.dur_ideal_bins * 1000) / 1000, 1.0))
            END AS dur_score,
-           k.connections >= p.min_connections AS scorable,
+           k.timestamps >= p.min_timestamps AS scorable,
            coalesce(k.total_duration, 0) >= p.long_connection_seconds AS long_connection,
-           CAST(k.connections AS DOUBLE) >= p.strobe_per_day * greatest(b.span, 3600.0) / 86400.0 AS strobe
+           CAST(k.connections AS DOUBLE) >= p.strobe_per_day * greatest(b.t_max - b.t_min, 3600.0) / 86400.0 AS strobe,
+           CAST(coalesce(ds_.sources, 0) AS DOUBLE) / nullif(ws.sources, 0) AS prevalence
     FROM pairs k
-    CROSS JOIN (SELECT t_max - t_min AS span FROM bounds) b
+    JOIN bounds b ON k.window_start = b.window_start
     CROSS JOIN params p
-    JOIN hist h ON k.src_ip = h.src_ip AND k.dest_ip = h.dest_ip
-               AND k.dest_port = h.dest_port AND k.protocol = h.protocol
-    JOIN bin_moments bm ON k.src_ip = bm.src_ip AND k.dest_ip = bm.dest_ip
-                       AND k.dest_port = bm.dest_port AND k.protocol = bm.protocol
-    LEFT JOIN regularity ts ON ts.kind = 'ts' AND k.src_ip = ts.src_ip AND k.dest_ip = ts.dest_ip
-                           AND k.dest_port = ts.dest_port AND k.protocol = ts.protocol
-    LEFT JOIN regularity ds ON ds.kind = 'ds' AND k.src_ip = ds.src_ip AND k.dest_ip = ds.dest_ip
-                           AND k.dest_port = ds.dest_port AND k.protocol = ds.protocol
+    JOIN bars t ON k.pair_id = t.pair_id
+    JOIN longest l ON k.pair_id = l.pair_id
+    LEFT JOIN bimodal bm ON k.pair_id = bm.pair_id
+    LEFT JOIN regularity ts ON ts.kind = 'ts' AND k.pair_id = ts.pair_id
+    LEFT JOIN regularity ds ON ds.kind = 'ds' AND k.pair_id = ds.pair_id
+    LEFT JOIN window_sources ws ON k.window_start = ws.window_start
+    LEFT JOIN dest_sources ds_ ON k.window_start = ds_.window_start AND k.dest_ip = ds_.dest_ip
+),
+scored AS (
+    SELECT s.*,
+           CASE WHEN s.scorable THEN greatest(s.hist_cv_score, s.hist_bimodal_score) ELSE 0.0 END AS hist_score,
+           CASE WHEN s.scorable
+                THEN round(p.ts_weight * s.ts_score + p.ds_weight * s.ds_score
+                           + p.hist_weight * greatest(s.hist_cv_score, s.hist_bimodal_score)
+                           + p.dur_weight * s.dur_score, 3)
+                ELSE 0.0 END AS beacon_score,
+           CASE WHEN s.prevalence IS NULL THEN 0.0
+                WHEN s.prevalence <= p.prevalence_low THEN p.prevalence_modifier
+                WHEN s.prevalence >= p.prevalence_high THEN -p.prevalence_modifier
+                ELSE 0.0 END AS prevalence_modifier,
+           CASE WHEN s.uncommon_port THEN p.uncommon_port_modifier ELSE 0.0 END AS uncommon_port_modifier,
+           CASE WHEN s.long_connection THEN p.long_connection_modifier ELSE 0.0 END AS long_connection_modifier
+    FROM subscores s CROSS JOIN params p
 )
 SELECT
-    src_ip, dest_ip, dest_port, protocol,
-    connections, first_seen, last_seen, total_duration, total_orig_ip_bytes,
-    CASE WHEN scorable THEN (ts_score + ds_score + hist_score + dur_score) / 4 ELSE 0.0 END AS score,
-    CASE WHEN scorable THEN ts_score ELSE 0.0 END   AS ts_score,
-    CASE WHEN scorable THEN ds_score ELSE 0.0 END   AS ds_score,
-    CASE WHEN scorable THEN hist_score ELSE 0.0 END AS hist_score,
-    CASE WHEN scorable THEN dur_score ELSE 0.0 END  AS dur_score,
-    long_connection,
-    strobe
-FROM subscores
+    src_ip, dest_ip, key_port AS dest_port, key_protocol AS protocol, window_start,
+    ports, protocols,
+    connections, timestamps, first_seen, last_seen, total_duration, total_orig_ip_bytes,
+    beacon_score AS score,
+    CASE WHEN scorable THEN ts_score ELSE 0.0 END      AS ts_score,
+    CASE WHEN scorable THEN ds_score ELSE 0.0 END      AS ds_score,
+    hist_score,
+    CASE WHEN scorable THEN hist_cv_score ELSE 0.0 END      AS hist_cv_score,
+    CASE WHEN scorable THEN hist_bimodal_score ELSE 0.0 END AS hist_bimodal_score,
+    CASE WHEN scorable THEN dur_score ELSE 0.0 END     AS dur_score,
+    prevalence, prevalence_modifier,
+    uncommon_port, uncommon_port_modifier,
+    long_connection, long_connection_modifier,
+    strobe,
+    least(greatest(round(beacon_score + prevalence_modifier + uncommon_port_modifier
+                         + long_connection_modifier, 3), 0.0), 1.0) AS threat_score,
+    uids
+FROM scored

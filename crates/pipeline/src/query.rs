@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::execution::context::SQLOptions;
 
 use crate::error::{Error, Result};
@@ -60,10 +60,10 @@ pub fn render(schema: &SchemaRef, batches: &[RecordBatch], format: OutputFormat)
                     .with_header(true)
                     .build(&mut buf);
                 if batches.is_empty() {
-                    writer.write(&RecordBatch::new_empty(schema.clone()))?;
+                    writer.write(&nested_as_text(&RecordBatch::new_empty(schema.clone()))?)?;
                 }
                 for batch in batches {
-                    writer.write(batch)?;
+                    writer.write(&nested_as_text(batch)?)?;
                 }
             }
             String::from_utf8_lossy(&buf).into_owned()
@@ -80,4 +80,39 @@ pub fn render(schema: &SchemaRef, batches: &[RecordBatch], format: OutputFormat)
             String::from_utf8_lossy(&buf).into_owned()
         }
     })
+}
+
+/// CSV has no lists or structs: such columns are written as their display
+/// text (`[80, 443]`), as the table format shows them.
+fn nested_as_text(batch: &RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if field.data_type().is_nested() {
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())?;
+            let text: StringArray = (0..column.len())
+                .map(|i| column.is_valid(i).then(|| formatter.value(i).to_string()))
+                .collect();
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+            columns.push(std::sync::Arc::new(text));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }

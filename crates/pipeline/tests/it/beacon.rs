@@ -48,45 +48,39 @@ async fn njrat_cc_pair_ranks_first() {
     run(Path::new(NJRAT), dir.path()).await;
     let wh = dir.path();
 
+    // Sub-scores as RITA v5 computes them (checked against a port of its
+    // analysis/beacons.go): pairs by address, ports and protocols listed.
     let top = rows(
         wh,
-        "SELECT src_ip, dest_ip, dest_port, protocol, connections, round(score, 3) AS score, \
-                round(ts_score, 3), round(ds_score, 3), round(hist_score, 3), round(dur_score, 3) \
-         FROM beacons ORDER BY score DESC LIMIT 2",
+        "SELECT src_ip, dest_ip, ports, connections, timestamps, score, ts_score, ds_score, \
+                hist_cv_score, hist_bimodal_score, hist_score, dur_score, uncommon_port, threat_score, \
+                cardinality(uids) \
+         FROM beacons ORDER BY threat_score DESC",
     )
     .await;
     assert_eq!(
-        top[0],
-        "192.168.1.115,41.108.179.197,1177,tcp,237,0.962,0.891,1.0,0.956,1.0"
+        top,
+        [
+            "192.168.1.115,41.108.179.197,[1177],237,237,0.973,0.891,1.0,0.956,1.0,1.0,1.0,true,1.0,10",
+            "192.168.1.115,8.8.8.8,\"[3, 53]\",9,4,0.378,1.0,0.512,0.0,0.0,0.0,0.0,false,0.378,9",
+            "192.168.1.115,54.247.115.15,\"[80, 443]\",5,5,0.319,0.833,0.443,0.0,0.0,0.0,0.0,false,0.319,5",
+            "192.168.1.115,85.31.204.81,\"[80, 443]\",12,6,0.232,0.6,0.329,0.0,0.0,0.0,0.0,false,0.232,10",
+        ]
     );
-    // The runner-up (a burst of ten web requests) is far behind.
-    assert_eq!(
-        top[1],
-        "192.168.1.115,85.31.204.81,80,tcp,10,0.451,0.802,1.0,0.0,0.0"
-    );
-
-    // Every pair with a C&C-labelled connection and enough connections to be
-    // scored outranks every pair without one.
-    let ranks = rows(
+    // The evidence: the C&C pair's first connections, in time order.
+    let uids = rows(
         wh,
-        "WITH cc AS (SELECT DISTINCT src_ip, dest_ip, dest_port, protocol FROM clean \
-                     WHERE label_text = 'Malicious' AND label_detail = 'CC'), \
-              ranked AS (SELECT b.*, cc.src_ip IS NOT NULL AS is_cc, \
-                                rank() OVER (ORDER BY b.score DESC) AS rk \
-                         FROM beacons b LEFT JOIN cc ON b.src_ip = cc.src_ip AND b.dest_ip = cc.dest_ip \
-                              AND b.dest_port = cc.dest_port AND b.protocol = cc.protocol \
-                         WHERE b.connections >= 4) \
-         SELECT is_cc, count(*), min(rk), max(rk) FROM ranked GROUP BY is_cc ORDER BY is_cc DESC",
+        "SELECT count(*) FROM (SELECT unnest(uids) AS uid FROM beacons WHERE dest_ip = '41.108.179.197') u \
+         JOIN clean c ON c.uid = u.uid WHERE c.label_detail = 'CC'",
     )
     .await;
-    assert_eq!(ranks, ["true,1,1,1", "false,3,2,4"]);
+    assert_eq!(uids, ["10"]);
 
     // Internal-to-internal DNS (ULA to ULA) and neighbour discovery to
     // multicast are not scored.
     let left_out = rows(
         wh,
-        "SELECT count(*) FROM beacons WHERE dest_port = 53 AND dest_ip LIKE 'fd2d:%' \
-            OR dest_ip LIKE 'ff02:%'",
+        "SELECT count(*) FROM beacons WHERE dest_ip LIKE 'fd2d:%' OR dest_ip LIKE 'ff02:%'",
     )
     .await;
     assert_eq!(left_out, ["0"]);
@@ -94,12 +88,12 @@ async fn njrat_cc_pair_ranks_first() {
     // conn_scores puts each connection next to its pair's and host's scores.
     let cc = rows(
         wh,
-        "SELECT count(*), round(min(beacon_score), 3), round(max(beacon_score), 3), \
+        "SELECT count(*), min(beacon_score), max(beacon_score), max(beacon_threat_score), \
                 min(recon_score), max(recon_score) \
          FROM conn_scores WHERE label_text = 'Malicious' AND dest_port = 1177",
     )
     .await;
-    assert_eq!(cc, ["237,0.962,0.962,0.0625,0.0625"]);
+    assert_eq!(cc, ["237,0.973,0.973,1.0,0.0625,0.0625"]);
 }
 
 #[tokio::test]
@@ -192,6 +186,103 @@ async fn generated_beacons_rank_above_random_traffic() {
     assert!(high_random < 0.85, "{gap:?}");
 }
 
+/// A week of logs: an NTP client polling every 1024 s all week, and a
+/// trojan beaconing every 200 s (5% jitter) to one server on tcp/449 for
+/// five hours of day 3 only.
+fn week_log() -> String {
+    const T0: f64 = 1_699_920_000.0; // 2023-11-14 00:00 UTC
+    const DAY: f64 = 86_400.0;
+    let mut rng = Rng(0x5EED_BEAC_0000_0007);
+    let mut rows: Vec<(f64, String)> = Vec::new();
+    let mut t = T0 + 7.0;
+    let mut n = 0;
+    while t < T0 + 7.0 * DAY {
+        rows.push((
+            t,
+            format!("{t:.6}\tN{n}\t10.3.0.9\t123\t203.0.113.123\t123\tudp\tntp\t0.03\t48\t48\tSF\tT\tF\t0\tDd\t1\t76\t1\t76\t(empty)"),
+        ));
+        t += 1024.0 + rng.uniform(-2.0, 2.0);
+        n += 1;
+    }
+    let start = T0 + 2.0 * DAY + 9.0 * 3600.0;
+    let mut t = start;
+    let mut n = 0;
+    while t < start + 5.0 * 3600.0 {
+        let ts = t + rng.uniform(-10.0, 10.0);
+        rows.push((
+            ts,
+            format!("{ts:.6}\tT{n}\t10.3.0.7\t{}\t198.51.100.44\t449\ttcp\t-\t1.2\t310\t1200\tSF\tT\tF\t0\tShADadFf\t7\t682\t6\t1520\t(empty)", 49_152 + n),
+        ));
+        t += 200.0;
+        n += 1;
+    }
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out = String::from(
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n\
+         #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\n\
+         #types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\n",
+    );
+    for (_, text) in rows {
+        let _ = writeln!(out, "{text}");
+    }
+    out
+}
+
+/// Daily windows: a beacon active five hours of one day is scored against
+/// that day, where its duration score counts; in one window for the whole
+/// week its histogram and duration scores are 0.
+#[tokio::test]
+async fn a_beacon_of_five_hours_scores_on_its_own_day() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("conn.log");
+    std::fs::write(&log, week_log()).expect("write log");
+    let wh = dir.path().join("wh");
+    run(&log, &wh).await;
+
+    let days = rows(
+        &wh,
+        "SELECT count(DISTINCT window_start), count(*) FILTER (WHERE dest_ip = '203.0.113.123') FROM beacons",
+    )
+    .await;
+    assert_eq!(days, ["7,7"]);
+    let trojan = rows(
+        &wh,
+        "SELECT CAST(window_start AS BIGINT), connections, ts_score >= 0.9, ds_score, dur_score, \
+                uncommon_port, score >= 0.6, prevalence, prevalence_modifier, \
+                uncommon_port_modifier, threat_score = score \
+         FROM beacons WHERE dest_ip = '198.51.100.44'",
+    )
+    .await;
+    // Tcp/449 without a service: +0.15; one of the day's two internal
+    // sources reaches the server: prevalence 0.5, -0.15.
+    assert_eq!(
+        trojan,
+        ["1700092800,90,true,1.0,0.5,true,true,0.5,-0.15,0.15,true"]
+    );
+
+    let wh_week = dir.path().join("wh_week");
+    let mut opts = RunOptions::new(&wh_week);
+    opts.progress = false;
+    opts.overrides = vec![
+        ("input".into(), log.display().to_string()),
+        ("window_seconds".into(), "0".into()),
+    ];
+    run_pipeline(&pipeline(), &opts).await.expect("one window");
+    let week = rows(
+        &wh_week,
+        "SELECT count(*), max(hist_score), max(dur_score) FROM beacons WHERE dest_ip = '198.51.100.44'",
+    )
+    .await;
+    assert_eq!(week, ["1,0.0,0.0"]);
+    let lower = rows(
+        &wh_week,
+        "SELECT score FROM beacons WHERE dest_ip = '198.51.100.44'",
+    )
+    .await;
+    let week_score: f64 = lower[0].parse().expect("score");
+    assert!(week_score < 0.6, "{week_score}");
+}
+
 fn link(target: &Path, at: &Path) {
     #[cfg(unix)]
     std::os::unix::fs::symlink(target, at).expect("symlink");
@@ -216,7 +307,8 @@ impl Rng {
 }
 
 fn generated_log() -> String {
-    const T0: f64 = 1_700_000_000.0;
+    // 2023-11-14 00:00 UTC: the day is one beacon window.
+    const T0: f64 = 1_699_920_000.0;
     const DAY: f64 = 86_400.0;
     let mut rng = Rng(0x5EED_BEAC_0000_0001);
     let mut rows: Vec<(f64, String)> = Vec::new();
