@@ -1,6 +1,6 @@
 -- stage: beacons
 -- inputs: clean
--- grain: one row per (src_ip, dest_ip) pair and window (per (src_ip, dest_ip, dest_port, protocol) with $group_by_port) with at least $min_timestamps distinct timestamps in the window, or whose connections last $long_connection_seconds in all
+-- grain: one row per (src_ip, dest_ip) pair and window (per (src_ip, dest_ip, dest_port, protocol) with $group_by_port) with at least $min_timestamps distinct timestamps in the window, whose connections last $long_connection_seconds in all, or with an end in $always_report
 -- doc: RITA v5 beacon scores per pair and day (timestamp, data size, histogram, duration), threat modifiers (prevalence, uncommon port, long connection), strobes and a sample of the evidence's uids.
 --
 -- Definitions (RITA v5, analysis/beacons.go, with its defaults as the
@@ -48,6 +48,11 @@
 --   long_connection: summed duration >= $long_connection_seconds,
 --   +$long_connection_modifier. threat_score = score + modifiers, in [0, 1].
 -- * strobe: connections >= $strobe_per_day x max(window span, 1 h) / 1 day.
+-- * Lists: destinations in $never_score are never scored; pairs with a
+--   source or destination in $always_report are always listed (even when
+--   internal, ignored, never-scored or too rare to score), with
+--   always_report set. Both are CIDR lists; `@FILE` in the pipeline reads
+--   one from a file.
 -- * uids: the first $uid_sample uids of the pair's connections by ts.
 WITH params AS (
     SELECT
@@ -80,26 +85,34 @@ base AS (
            c.service, c.duration, c.orig_ip_bytes,
            coalesce(ip_in_cidrs(c.src_ip, CAST($internal_subnets AS VARCHAR)), false) AS src_internal,
            coalesce(ip_in_cidrs(c.dest_ip, CAST($internal_subnets AS VARCHAR)), false) AS dest_internal,
-           coalesce(ip_in_cidrs(c.dest_ip, CAST($ignored_dest_subnets AS VARCHAR)), false) AS dest_ignored
+           coalesce(ip_in_cidrs(c.dest_ip, CAST($ignored_dest_subnets AS VARCHAR)), false) AS dest_ignored,
+           coalesce(ip_in_cidrs(c.dest_ip, CAST($never_score AS VARCHAR)), false) AS dest_never,
+           coalesce(ip_in_cidrs(c.src_ip, CAST($always_report AS VARCHAR)), false)
+               OR coalesce(ip_in_cidrs(c.dest_ip, CAST($always_report AS VARCHAR)), false) AS listed
     FROM clean c
     WHERE c.ts IS NOT NULL AND c.src_ip IS NOT NULL AND c.dest_ip IS NOT NULL
       AND c.dest_port IS NOT NULL AND c.protocol IS NOT NULL
 ),
-origin AS (SELECT min(ts) AS t0 FROM base WHERE NOT (src_internal AND dest_internal) AND NOT dest_ignored),
+kept AS (
+    SELECT b.*,
+           b.listed OR NOT ((b.src_internal AND b.dest_internal) OR b.dest_ignored OR b.dest_never) AS keep
+    FROM base b
+),
+origin AS (SELECT min(ts) AS t0 FROM kept WHERE keep),
 windowed AS (
     SELECT b.*, floor(b.ts) AS sec,
            CASE WHEN p.window_seconds > 0 THEN floor(b.ts / p.window_seconds) * p.window_seconds
                 ELSE o.t0 END AS window_start,
            CASE WHEN p.group_by_port THEN b.dest_port END AS key_port,
            CASE WHEN p.group_by_port THEN b.protocol END AS key_protocol
-    FROM base b CROSS JOIN params p CROSS JOIN origin o
+    FROM kept b CROSS JOIN params p CROSS JOIN origin o
 ),
 conns AS (
     SELECT w.*,
            concat_ws('|', w.src_ip, w.dest_ip, coalesce(CAST(w.key_port AS VARCHAR), ''),
                      coalesce(w.key_protocol, ''), CAST(w.window_start AS VARCHAR)) AS pair_id
     FROM windowed w
-    WHERE NOT (w.src_internal AND w.dest_internal) AND NOT w.dest_ignored
+    WHERE w.keep
 ),
 bounds AS (
     SELECT window_start, min(sec) AS t_min, max(sec) AS t_max
@@ -128,12 +141,14 @@ pairs AS (
            array_sort(array_agg(DISTINCT c.protocol))  AS protocols,
            array_slice(array_agg(c.uid ORDER BY c.ts, c.uid), 1, p.uid_sample) AS uids,
            bool_or(c.service IS NULL AND c.protocol IN ('tcp', 'udp')
-                   AND NOT array_has(p.standard_ports, CAST(c.dest_port AS VARCHAR))) AS uncommon_port
+                   AND NOT array_has(p.standard_ports, CAST(c.dest_port AS VARCHAR))) AS uncommon_port,
+           bool_or(c.listed) AS always_report
     FROM conns c CROSS JOIN params p
     GROUP BY c.pair_id, c.src_ip, c.dest_ip, c.key_port, c.key_protocol, c.window_start,
              p.min_timestamps, p.long_connection_seconds, p.uid_sample
     HAVING count(DISTINCT c.sec) >= p.min_timestamps
         OR coalesce(sum(c.duration), 0) >= p.long_connection_seconds
+        OR bool_or(c.listed)
 ),
 pair_conns AS (
     SELECT c.pair_id, c.sec, c.orig_ip_bytes
@@ -302,6 +317,7 @@ SELECT
     uncommon_port, uncommon_port_modifier,
     long_connection, long_connection_modifier,
     strobe,
+    always_report,
     least(greatest(round(beacon_score + prevalence_modifier + uncommon_port_modifier
                          + long_connection_modifier, 3), 0.0), 1.0) AS threat_score,
     uids

@@ -254,6 +254,13 @@ impl Pipeline {
             };
             *slot = coerce(slot, value).map_err(|m| invalid(format!("--set {key}: {m}")))?;
         }
+        for (key, value) in file.params.iter_mut() {
+            if let Some(list) = value.as_str().and_then(|v| v.strip_prefix('@')) {
+                let cidrs = read_cidr_file(Path::new(list))
+                    .map_err(|m| invalid(format!("parameter '{key}': {m}")))?;
+                *value = toml::Value::String(cidrs);
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for stage in &file.stages {
             if !seen.insert(stage.name().to_string()) {
@@ -327,6 +334,31 @@ impl Pipeline {
                 self.invalid(format!("no stage '{name}' (stages: {})", names.join(", ")))
             })
     }
+}
+
+/// A list file of address blocks as one comma-separated parameter value:
+/// one IPv4/IPv6 CIDR block or address per line, `#` starting a comment.
+/// Lists stay files so that editing one and rerunning the stages that read
+/// it rescores stored connections without reading the logs again.
+pub fn read_cidr_file(path: &Path) -> std::result::Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read list file {}: {e}", path.display()))?;
+    let mut blocks = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or_default().trim();
+        if entry.is_empty() {
+            continue;
+        }
+        if crate::net::Cidr::parse(entry).is_none() {
+            return Err(format!(
+                "{}:{}: '{entry}' is not an IPv4 or IPv6 CIDR block or address",
+                path.display(),
+                i + 1
+            ));
+        }
+        blocks.push(entry.to_string());
+    }
+    Ok(blocks.join(","))
 }
 
 /// Evaluation names are unique, differ from split names and name a
@@ -472,6 +504,43 @@ sql = "../sql/clean.sql"
         let text = SAMPLE.replace("format = \"csv\"", "format = \"csv\"\nfromat = 1");
         let err = Pipeline::parse(Path::new("p.toml"), &text, &[]).expect_err("typo");
         assert!(err.to_string().contains("fromat"), "{err}");
+    }
+
+    #[test]
+    fn list_files_become_cidr_parameters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let list = dir.path().join("never.txt");
+        std::fs::write(
+            &list,
+            "# CDNs we trust\n198.51.100.0/24\n\n2001:db8::/32  # docs\n203.0.113.7\n",
+        )
+        .expect("write");
+        let text =
+            format!("{SAMPLE}\n").replace("drop_unset = false", "drop_unset = false\nnever = \"\"");
+        let p = Pipeline::parse(
+            Path::new("p.toml"),
+            &text,
+            &[("never".into(), format!("@{}", list.display()))],
+        )
+        .expect("valid");
+        assert_eq!(
+            p.file.params["never"],
+            toml::Value::String("198.51.100.0/24,2001:db8::/32,203.0.113.7".into())
+        );
+        std::fs::write(&list, "10.0.0.0/8\n10.0.0.0/33\n").expect("write");
+        let err = Pipeline::parse(
+            Path::new("p.toml"),
+            &text,
+            &[("never".into(), format!("@{}", list.display()))],
+        )
+        .expect_err("bad block");
+        assert!(
+            err.to_string().contains("parameter 'never': ")
+                && err
+                    .to_string()
+                    .contains("never.txt:2: '10.0.0.0/33' is not"),
+            "{err}"
+        );
     }
 
     #[test]
