@@ -1,5 +1,5 @@
 -- stage: beacons
--- inputs: clean
+-- inputs: beacon_conns
 -- grain: one row per (src_ip, dest_ip) pair and window (per (src_ip, dest_ip, dest_port, protocol) with $group_by_port) with at least $min_timestamps distinct timestamps in the window, whose connections last $long_connection_seconds in all, or with an end in $always_report
 -- doc: RITA v5 beacon scores per pair and day (timestamp, data size, histogram, duration), threat modifiers (prevalence, uncommon port, long connection), strobes and a sample of the evidence's uids.
 --
@@ -7,7 +7,7 @@
 -- pipeline's; every sub-score is in [0, 1], 1 the most beacon-like, and
 -- rounded to 3 decimals as RITA does):
 -- * Connections: rows of `clean` with ts, both addresses, dest_port and
---   protocol set; identical rows count once. Pairs with both ends in
+--   protocol set, identical rows once (the `beacon_conns` stage). Pairs with both ends in
 --   $internal_subnets or a destination in $ignored_dest_subnets are left out.
 --   Timestamps are whole seconds (floor of ts), as RITA stores them.
 -- * Window: ts in [window_start, window_start + $window_seconds), windows
@@ -53,11 +53,9 @@
 --   internal, ignored, never-scored or too rare to score), with
 --   always_report set. Both are CIDR lists; `@FILE` in the pipeline reads
 --   one from a file.
--- * uids: the first $uid_sample uids of the pair's connections by ts.
+-- * uids: the first $uid_sample uids of the pair's connections by ts, sorted.
 WITH params AS (
     SELECT
-        CAST($window_seconds AS DOUBLE)            AS window_seconds,
-        CAST($group_by_port AS BOOLEAN)            AS group_by_port,
         CAST($min_timestamps AS BIGINT)            AS min_timestamps,
         CAST($hist_bins AS BIGINT)                 AS bins,
         CAST($hist_mode_sensitivity AS DOUBLE)     AS mode_sensitivity,
@@ -80,39 +78,8 @@ WITH params AS (
         string_to_array(CAST($standard_ports AS VARCHAR), ',') AS standard_ports,
         CAST($uid_sample AS BIGINT)                AS uid_sample
 ),
-base AS (
-    SELECT DISTINCT c.uid, c.ts, c.src_ip, c.dest_ip, c.dest_port, c.protocol,
-           c.service, c.duration, c.orig_ip_bytes,
-           coalesce(ip_in_cidrs(c.src_ip, CAST($internal_subnets AS VARCHAR)), false) AS src_internal,
-           coalesce(ip_in_cidrs(c.dest_ip, CAST($internal_subnets AS VARCHAR)), false) AS dest_internal,
-           coalesce(ip_in_cidrs(c.dest_ip, CAST($ignored_dest_subnets AS VARCHAR)), false) AS dest_ignored,
-           coalesce(ip_in_cidrs(c.dest_ip, CAST($never_score AS VARCHAR)), false) AS dest_never,
-           coalesce(ip_in_cidrs(c.src_ip, CAST($always_report AS VARCHAR)), false)
-               OR coalesce(ip_in_cidrs(c.dest_ip, CAST($always_report AS VARCHAR)), false) AS listed
-    FROM clean c
-    WHERE c.ts IS NOT NULL AND c.src_ip IS NOT NULL AND c.dest_ip IS NOT NULL
-      AND c.dest_port IS NOT NULL AND c.protocol IS NOT NULL
-),
-kept AS (
-    SELECT b.*,
-           b.listed OR NOT ((b.src_internal AND b.dest_internal) OR b.dest_ignored OR b.dest_never) AS keep
-    FROM base b
-),
-origin AS (SELECT min(ts) AS t0 FROM kept WHERE keep),
-windowed AS (
-    SELECT b.*, floor(b.ts) AS sec,
-           CASE WHEN p.window_seconds > 0 THEN floor(b.ts / p.window_seconds) * p.window_seconds
-                ELSE o.t0 END AS window_start,
-           CASE WHEN p.group_by_port THEN b.dest_port END AS key_port,
-           CASE WHEN p.group_by_port THEN b.protocol END AS key_protocol
-    FROM kept b CROSS JOIN params p CROSS JOIN origin o
-),
 conns AS (
-    SELECT w.*,
-           concat_ws('|', w.src_ip, w.dest_ip, coalesce(CAST(w.key_port AS VARCHAR), ''),
-                     coalesce(w.key_protocol, ''), CAST(w.window_start AS VARCHAR)) AS pair_id
-    FROM windowed w
-    WHERE w.keep
+    SELECT * FROM beacon_conns WHERE keep
 ),
 bounds AS (
     SELECT window_start, min(sec) AS t_min, max(sec) AS t_max
@@ -121,11 +88,14 @@ bounds AS (
 -- Prevalence: internal sources of each window, and those that contacted each destination.
 window_sources AS (
     SELECT window_start, count(DISTINCT src_ip) AS sources
-    FROM windowed WHERE src_internal GROUP BY window_start
+    FROM beacon_conns WHERE src_internal GROUP BY window_start
 ),
 dest_sources AS (
     SELECT window_start, dest_ip, count(DISTINCT src_ip) AS sources
-    FROM windowed WHERE src_internal GROUP BY window_start, dest_ip
+    FROM beacon_conns WHERE src_internal GROUP BY window_start, dest_ip
+),
+pair_conns AS (
+    SELECT * FROM beacon_conns WHERE eligible
 ),
 pairs AS (
     SELECT c.pair_id, c.src_ip, c.dest_ip, c.key_port, c.key_protocol, c.window_start,
@@ -139,20 +109,23 @@ pairs AS (
            sum(c.orig_ip_bytes)            AS total_orig_ip_bytes,
            array_sort(array_agg(DISTINCT c.dest_port)) AS ports,
            array_sort(array_agg(DISTINCT c.protocol))  AS protocols,
-           array_slice(array_agg(c.uid ORDER BY c.ts, c.uid), 1, p.uid_sample) AS uids,
            bool_or(c.service IS NULL AND c.protocol IN ('tcp', 'udp')
-                   AND NOT array_has(p.standard_ports, CAST(c.dest_port AS VARCHAR))) AS uncommon_port,
+                   AND NOT array_has((SELECT standard_ports FROM params), CAST(c.dest_port AS VARCHAR))) AS uncommon_port,
            bool_or(c.listed) AS always_report
-    FROM conns c CROSS JOIN params p
-    GROUP BY c.pair_id, c.src_ip, c.dest_ip, c.key_port, c.key_protocol, c.window_start,
-             p.min_timestamps, p.long_connection_seconds, p.uid_sample
-    HAVING count(DISTINCT c.sec) >= p.min_timestamps
-        OR coalesce(sum(c.duration), 0) >= p.long_connection_seconds
-        OR bool_or(c.listed)
+    FROM pair_conns c
+    GROUP BY c.pair_id, c.src_ip, c.dest_ip, c.key_port, c.key_protocol, c.window_start
 ),
-pair_conns AS (
-    SELECT c.pair_id, c.sec, c.orig_ip_bytes
-    FROM conns c JOIN pairs k ON c.pair_id = k.pair_id
+-- The evidence: the first uids by time, listed in uid order (an ordered
+-- array_agg is many times slower in DataFusion 55).
+evidence AS (
+    SELECT e.pair_id, array_sort(array_agg(e.uid)) AS uids
+    FROM (
+        SELECT pair_id, uid, ts,
+               row_number() OVER (PARTITION BY pair_id ORDER BY ts, uid) AS place
+        FROM pair_conns
+    ) e CROSS JOIN params p
+    WHERE e.place <= p.uid_sample
+    GROUP BY e.pair_id
 ),
 gaps AS (
     SELECT pair_id, sec - lag(sec) OVER (PARTITION BY pair_id ORDER BY sec) AS x
@@ -169,50 +142,59 @@ ranked AS (
            count(*) OVER (PARTITION BY kind, pair_id)                AS n
     FROM series
 ),
-q2 AS (
-    SELECT kind, pair_id, n, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS q2
+-- Quartiles by position in the sorted values (no percentile aggregates:
+-- one pass over the ranked rows): a median of m values at 1-based offset o
+-- is the mean of the values at o + (m + 1) / 2 and o + (m + 2) / 2
+-- (integer division), the same value when m is odd.
+quartiles AS (
+    SELECT kind, pair_id, n,
+           avg(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN x END) AS q2,
+           avg(CASE WHEN rn IN ((n / 2 + 1) / 2, (n / 2 + 2) / 2) THEN x END) AS q1,
+           avg(CASE WHEN rn IN (n - n / 2 + (n / 2 + 1) / 2, n - n / 2 + (n / 2 + 2) / 2) THEN x END) AS q3
     FROM ranked GROUP BY kind, pair_id, n
 ),
-q1 AS (
-    SELECT kind, pair_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS q1
-    FROM ranked WHERE rn <= n / 2 GROUP BY kind, pair_id
-),
-q3 AS (
-    SELECT kind, pair_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS q3
-    FROM ranked WHERE rn > n - n / 2 GROUP BY kind, pair_id
+deviations AS (
+    SELECT d.kind, d.pair_id, d.n,
+           row_number() OVER (PARTITION BY d.kind, d.pair_id ORDER BY d.dev) AS rn, d.dev
+    FROM (
+        SELECT r.kind, r.pair_id, r.n, abs(r.x - q.q2) AS dev
+        FROM ranked r JOIN quartiles q ON r.kind = q.kind AND r.pair_id = q.pair_id
+    ) d
 ),
 mads AS (
-    SELECT r.kind, r.pair_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(r.x - m.q2)) AS mad
-    FROM ranked r JOIN q2 m ON r.kind = m.kind AND r.pair_id = m.pair_id
-    GROUP BY r.kind, r.pair_id
+    SELECT kind, pair_id, avg(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN dev END) AS mad
+    FROM deviations GROUP BY kind, pair_id
 ),
 regularity AS (
-    SELECT m.kind, m.pair_id,
+    SELECT q.kind, q.pair_id,
            round((
                1.0 - abs(CASE
-                   WHEN a3.q3 - a1.q1 > 0 AND a3.q3 - a1.q1 >= p.bowley_min_iqr
-                        AND m.q2 <> a1.q1 AND m.q2 <> a3.q3
-                   THEN (a1.q1 + a3.q3 - 2 * m.q2) / (a3.q3 - a1.q1)
+                   WHEN q.q3 - q.q1 > 0 AND q.q3 - q.q1 >= p.bowley_min_iqr
+                        AND q.q2 <> q.q1 AND q.q2 <> q.q3
+                   THEN (q.q1 + q.q3 - 2 * q.q2) / (q.q3 - q.q1)
                    ELSE 0.0 END)
-               + CASE WHEN m.q2 >= 1 THEN greatest((m.q2 - d.mad) / m.q2, 0.0)
-                      WHEN m.kind = 'ts' THEN 1.0 ELSE 0.0 END
+               + CASE WHEN q.q2 >= 1 THEN greatest((q.q2 - d.mad) / q.q2, 0.0)
+                      WHEN q.kind = 'ts' THEN 1.0 ELSE 0.0 END
            ) / 2, 3) AS score
-    FROM q2 m
-    JOIN q1 a1 ON m.kind = a1.kind AND m.pair_id = a1.pair_id
-    JOIN q3 a3 ON m.kind = a3.kind AND m.pair_id = a3.pair_id
-    JOIN mads d ON m.kind = d.kind AND m.pair_id = d.pair_id
+    FROM quartiles q
+    JOIN mads d ON q.kind = d.kind AND q.pair_id = d.pair_id
     CROSS JOIN params p
-    WHERE m.n >= 3
+    WHERE q.n >= 3
+),
+regularities AS (
+    SELECT pair_id,
+           max(CASE WHEN kind = 'ts' THEN score END) AS ts_score,
+           max(CASE WHEN kind = 'ds' THEN score END) AS ds_score
+    FROM regularity GROUP BY pair_id
 ),
 bins AS (
-    SELECT k.pair_id,
+    SELECT c.pair_id,
            CASE WHEN b.t_max > b.t_min
                 THEN least(CAST(floor((c.sec - b.t_min) / ((b.t_max - b.t_min) / p.bins)) AS BIGINT), p.bins - 1)
                 ELSE 0 END AS bin,
            count(*) AS c
     FROM pair_conns c
-    JOIN pairs k ON c.pair_id = k.pair_id
-    JOIN bounds b ON k.window_start = b.window_start
+    JOIN bounds b ON c.window_start = b.window_start
     CROSS JOIN params p
     GROUP BY 1, 2
 ),
@@ -257,8 +239,9 @@ longest AS (
 subscores AS (
     SELECT k.*,
            b.t_max - b.t_min AS span,
-           coalesce(ts.score, 0.0) AS ts_score,
-           coalesce(ds.score, 0.0) AS ds_score,
+           coalesce(rg.ts_score, 0.0) AS ts_score,
+           coalesce(rg.ds_score, 0.0) AS ds_score,
+           ev.uids,
            CASE WHEN b.t_max <= b.t_min THEN 0.0
                 WHEN sqrt(greatest(t.sum_sq / p.bins - (t.n / p.bins) * (t.n / p.bins), 0.0)) / (t.n / p.bins) > 1 THEN 0.0
                 ELSE round(1.0 - sqrt(greatest(t.sum_sq / p.bins - (t.n / p.bins) * (t.n / p.bins), 0.0)) / (t.n / p.bins), 3)
@@ -281,8 +264,8 @@ subscores AS (
     JOIN bars t ON k.pair_id = t.pair_id
     JOIN longest l ON k.pair_id = l.pair_id
     LEFT JOIN bimodal bm ON k.pair_id = bm.pair_id
-    LEFT JOIN regularity ts ON ts.kind = 'ts' AND k.pair_id = ts.pair_id
-    LEFT JOIN regularity ds ON ds.kind = 'ds' AND k.pair_id = ds.pair_id
+    LEFT JOIN regularities rg ON k.pair_id = rg.pair_id
+    LEFT JOIN evidence ev ON k.pair_id = ev.pair_id
     LEFT JOIN window_sources ws ON k.window_start = ws.window_start
     LEFT JOIN dest_sources ds_ ON k.window_start = ds_.window_start AND k.dest_ip = ds_.dest_ip
 ),

@@ -32,7 +32,17 @@ async fn run(input: &Path, warehouse: &Path) {
         .await
         .expect("beacon pipeline runs");
     let stages: Vec<&str> = record.stages.iter().map(|s| s.stage.as_str()).collect();
-    assert_eq!(stages, ["raw", "clean", "beacons", "hosts", "conn_scores"]);
+    assert_eq!(
+        stages,
+        [
+            "raw",
+            "clean",
+            "beacon_conns",
+            "beacons",
+            "hosts",
+            "conn_scores"
+        ]
+    );
 }
 
 /// Query result as CSV text without the header.
