@@ -168,10 +168,7 @@ async fn labelled_scanners_top_the_hosts_of_a_mixed_capture() {
 #[tokio::test]
 async fn generated_beacons_rank_above_random_traffic() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = dir.path().join("conn.log");
-    std::fs::write(&log, generated_log()).expect("write log");
-    let wh = dir.path().join("wh");
-    run(&log, &wh).await;
+    let (_, wh) = run_log(dir.path(), &generated_log()).await;
 
     let ranked = rows(
         &wh,
@@ -226,16 +223,7 @@ fn week_log() -> String {
         t += 200.0;
         n += 1;
     }
-    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut out = String::from(
-        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n\
-         #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\n\
-         #types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\n",
-    );
-    for (_, text) in rows {
-        let _ = writeln!(out, "{text}");
-    }
-    out
+    zeek_log(rows)
 }
 
 /// Daily windows: a beacon active five hours of one day is scored against
@@ -244,10 +232,7 @@ fn week_log() -> String {
 #[tokio::test]
 async fn a_beacon_of_five_hours_scores_on_its_own_day() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = dir.path().join("conn.log");
-    std::fs::write(&log, week_log()).expect("write log");
-    let wh = dir.path().join("wh");
-    run(&log, &wh).await;
+    let (log, wh) = run_log(dir.path(), &week_log()).await;
 
     let days = rows(
         &wh,
@@ -291,6 +276,30 @@ async fn a_beacon_of_five_hours_scores_on_its_own_day() {
     .await;
     let week_score: f64 = lower[0].parse().expect("score");
     assert!(week_score < 0.6, "{week_score}");
+}
+
+/// Writes the log text `log` into `dir` and runs the beacon pipeline on it
+/// into `dir/wh`; returns the log and warehouse paths.
+async fn run_log(dir: &Path, log: &str) -> (PathBuf, PathBuf) {
+    let path = dir.join("conn.log");
+    std::fs::write(&path, log).expect("write log");
+    let wh = dir.join("wh");
+    run(&path, &wh).await;
+    (path, wh)
+}
+
+/// A Zeek TSV conn log of the 21 default fields from (ts, line) rows.
+fn zeek_log(mut rows: Vec<(f64, String)>) -> String {
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out = String::from(
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n\
+         #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\n\
+         #types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\n",
+    );
+    for (_, text) in rows {
+        let _ = writeln!(out, "{text}");
+    }
+    out
 }
 
 fn link(target: &Path, at: &Path) {
@@ -366,14 +375,5 @@ fn generated_log() -> String {
             ));
         }
     }
-    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut out = String::from(
-        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n\
-         #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\n\
-         #types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\n",
-    );
-    for (_, text) in rows {
-        let _ = writeln!(out, "{text}");
-    }
-    out
+    zeek_log(rows)
 }
