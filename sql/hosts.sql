@@ -37,28 +37,58 @@ conns AS (
     FROM clean c CROSS JOIN params p
     WHERE c.ts IS NOT NULL AND c.src_ip IS NOT NULL
 ),
+-- Aggregates that group cheaply: DISTINCT counts and medians are taken
+-- from de-duplicated or ranked rows, not with count(DISTINCT) or
+-- percentile_cont, which keep a state per group (gigabytes for a day of a
+-- busy network's source windows).
 per_window AS (
     SELECT
         src_ip, window_start,
         count(*)                                                        AS connections,
-        count(DISTINCT dest_ip)                                         AS dest_hosts,
-        count(DISTINCT dest_port)                                       AS dest_ports,
         avg(CASE WHEN conn_state = 'S0' THEN 1.0 ELSE 0.0 END)          AS s0_share,
         avg(CASE WHEN conn_state = 'REJ' THEN 1.0 ELSE 0.0 END)         AS rej_share,
         avg(CASE WHEN conn_state = 'SHR' THEN 1.0 ELSE 0.0 END)         AS shr_share,
         avg(CASE WHEN conn_state = 'RSTO' THEN 1.0 ELSE 0.0 END)        AS rsto_share,
         avg(CASE WHEN probe THEN 1.0 ELSE 0.0 END)                      AS probe_share,
-        avg(CASE WHEN duration IS NULL THEN 1.0 ELSE 0.0 END)           AS unset_duration_share,
-        percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST(orig_bytes AS DOUBLE)) AS median_orig_bytes,
-        percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST(resp_bytes AS DOUBLE)) AS median_resp_bytes
+        avg(CASE WHEN duration IS NULL THEN 1.0 ELSE 0.0 END)           AS unset_duration_share
     FROM conns
+    GROUP BY src_ip, window_start
+),
+dest_hosts AS (
+    SELECT src_ip, window_start, count(*) AS dest_hosts
+    FROM (SELECT DISTINCT src_ip, window_start, dest_ip FROM conns WHERE dest_ip IS NOT NULL) t
+    GROUP BY src_ip, window_start
+),
+dest_ports AS (
+    SELECT src_ip, window_start, count(*) AS dest_ports
+    FROM (SELECT DISTINCT src_ip, window_start, dest_port FROM conns WHERE dest_port IS NOT NULL) t
+    GROUP BY src_ip, window_start
+),
+-- Medians by position: the mean of the values at (n + 1) / 2 and
+-- (n + 2) / 2 of the n set values (percentile_cont's 0.5).
+sizes AS (
+    SELECT src_ip, window_start, 'orig' AS kind, CAST(orig_bytes AS DOUBLE) AS x FROM conns WHERE orig_bytes IS NOT NULL
+    UNION ALL
+    SELECT src_ip, window_start, 'resp' AS kind, CAST(resp_bytes AS DOUBLE) AS x FROM conns WHERE resp_bytes IS NOT NULL
+),
+medians AS (
+    SELECT src_ip, window_start,
+           avg(CASE WHEN kind = 'orig' AND rn IN ((n + 1) / 2, (n + 2) / 2) THEN x END) AS median_orig_bytes,
+           avg(CASE WHEN kind = 'resp' AND rn IN ((n + 1) / 2, (n + 2) / 2) THEN x END) AS median_resp_bytes
+    FROM (
+        SELECT src_ip, window_start, kind, x,
+               row_number() OVER (PARTITION BY src_ip, window_start, kind ORDER BY x) AS rn,
+               count(*) OVER (PARTITION BY src_ip, window_start, kind)                AS n
+        FROM sizes
+    ) r
     GROUP BY src_ip, window_start
 ),
 horizontal AS (
     SELECT src_ip, window_start, max(hosts) AS horizontal_hosts
     FROM (
-        SELECT src_ip, window_start, dest_port, count(DISTINCT dest_ip) AS hosts
-        FROM conns WHERE probe AND dest_port IS NOT NULL
+        SELECT src_ip, window_start, dest_port, count(*) AS hosts
+        FROM (SELECT DISTINCT src_ip, window_start, dest_port, dest_ip FROM conns
+              WHERE probe AND dest_port IS NOT NULL) d
         GROUP BY src_ip, window_start, dest_port
     ) t
     GROUP BY src_ip, window_start
@@ -66,17 +96,24 @@ horizontal AS (
 vertical AS (
     SELECT src_ip, window_start, max(ports) AS vertical_ports
     FROM (
-        SELECT src_ip, window_start, dest_ip, count(DISTINCT dest_port) AS ports
-        FROM conns WHERE probe AND dest_ip IS NOT NULL
+        SELECT src_ip, window_start, dest_ip, count(*) AS ports
+        FROM (SELECT DISTINCT src_ip, window_start, dest_ip, dest_port FROM conns
+              WHERE probe AND dest_ip IS NOT NULL) d
         GROUP BY src_ip, window_start, dest_ip
     ) t
     GROUP BY src_ip, window_start
 ),
 counted AS (
     SELECT w.*,
+           coalesce(dh.dest_hosts, 0)      AS dest_hosts,
+           coalesce(dp.dest_ports, 0)      AS dest_ports,
+           m.median_orig_bytes, m.median_resp_bytes,
            coalesce(h.horizontal_hosts, 0) AS horizontal_hosts,
            coalesce(v.vertical_ports, 0)   AS vertical_ports
     FROM per_window w
+    LEFT JOIN dest_hosts dh ON w.src_ip = dh.src_ip AND w.window_start = dh.window_start
+    LEFT JOIN dest_ports dp ON w.src_ip = dp.src_ip AND w.window_start = dp.window_start
+    LEFT JOIN medians m ON w.src_ip = m.src_ip AND w.window_start = m.window_start
     LEFT JOIN horizontal h ON w.src_ip = h.src_ip AND w.window_start = h.window_start
     LEFT JOIN vertical v ON w.src_ip = v.src_ip AND w.window_start = v.window_start
 )
