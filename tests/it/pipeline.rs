@@ -266,3 +266,32 @@ fn real_uwf_parquet_release_maps_its_columns() {
     );
     let _ = repo();
 }
+
+#[test]
+fn logs_captured_by_a_scheduler_have_no_colour_codes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = realdata("uwf/UWF-ZeekData22_csv_EXCERPT_via_COMIDDS.csv");
+    for format in ["text", "json"] {
+        let out = zeekml()
+            .env("ZEEKML_LOG", "info")
+            .args(["--log-format", format, "run", "pipelines/uwf_recon.toml"])
+            .args(["--to", "raw", "--set"])
+            .arg(format!("input={}", input.display()))
+            .arg("--warehouse")
+            .arg(tmp.path().join(format))
+            .output()
+            .expect("run zeekml");
+        assert!(out.status.success());
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(log.contains("stage done"), "{log}");
+        assert!(
+            !log.contains('\u{1b}'),
+            "escape codes in a captured log:\n{log}"
+        );
+        if format == "json" {
+            for line in log.lines().filter(|l| l.starts_with('{')) {
+                serde_json::from_str::<serde_json::Value>(line).expect("one JSON object a line");
+            }
+        }
+    }
+}

@@ -158,12 +158,16 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
 }
 
-/// Installs the stderr logger; stdout stays for results.
+/// Installs the stderr logger; stdout stays for results. Colour only on a
+/// terminal: a scheduler's captured log (cron's file, Airflow's task log)
+/// would show the escape codes as text.
 pub fn init_logging(args: &GlobalArgs) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.with_target(false).compact().init(),
