@@ -96,6 +96,11 @@ pub struct ZeekReadOptions {
     pub bad_rows: BadRows,
     /// Maximum rows per output batch.
     pub batch_size: usize,
+    /// Zeek field names a TSV log's `#fields` must list; a log without one
+    /// of them stops the read naming the file, the line and what is
+    /// missing (a log whose rows cannot say who talked to whom must not be
+    /// scored as if they could). Empty: any fields.
+    pub required_fields: &'static [&'static str],
 }
 
 impl Default for ZeekReadOptions {
@@ -103,6 +108,7 @@ impl Default for ZeekReadOptions {
         Self {
             bad_rows: BadRows::Fail,
             batch_size: 65536,
+            required_fields: &[],
         }
     }
 }
@@ -822,6 +828,7 @@ impl Builders {
 pub(crate) struct RowSink<'f> {
     file: &'f str,
     bad_rows: BadRows,
+    required_fields: &'static [&'static str],
     batch_size: usize,
     builders: Builders,
     pending: usize,
@@ -839,6 +846,7 @@ impl<'f> RowSink<'f> {
         Self {
             file,
             bad_rows: opts.bad_rows,
+            required_fields: opts.required_fields,
             batch_size,
             builders: Builders::new(capacity, file.len()),
             pending: 0,
@@ -851,6 +859,11 @@ impl<'f> RowSink<'f> {
     /// The file being read, for messages.
     pub(crate) fn file(&self) -> &str {
         self.file
+    }
+
+    /// Field names every `#fields` line must list.
+    pub(crate) fn required_fields(&self) -> &'static [&'static str] {
+        self.required_fields
     }
 
     /// Appends a fully parsed row found at physical line `line`.

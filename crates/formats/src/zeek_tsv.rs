@@ -41,6 +41,29 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    /// Fails naming every field of `required` the `#fields` line lacks.
+    fn check_required(&self, required: &[&str], file: &str, line: u64) -> Result<()> {
+        let Some((names, _)) = &self.fields else {
+            return Ok(());
+        };
+        let missing: Vec<&str> = required
+            .iter()
+            .copied()
+            .filter(|r| !names.iter().any(|n| n == r))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::BadHeader {
+            file: file.to_string(),
+            line,
+            reason: format!(
+                "#fields lacks {} (a conn log needs them to be scored)",
+                missing.join(", ")
+            ),
+        })
+    }
+
     /// Whether a `#fields` line has been applied.
     #[cfg(test)]
     pub(crate) fn has_fields(&self) -> bool {
@@ -330,6 +353,9 @@ pub(crate) fn parse(
         };
         if raw[0] == b'#' {
             header.apply(line, sink.file(), line_no)?;
+            if line.starts_with("#fields") {
+                header.check_required(sink.required_fields(), sink.file(), line_no)?;
+            }
             continue;
         }
         let Some((names, targets)) = &header.fields else {

@@ -33,6 +33,18 @@ use crate::csv_check::{check_line, split_csv_line};
 use crate::error::{Error, Result};
 use crate::warehouse::Warehouse;
 
+/// Zeek conn fields a native log must list: who talked to whom, how, and
+/// how it ended (the feature and beacon stages compute from them).
+const ZEEK_REQUIRED: &[&str] = &[
+    "ts",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "proto",
+    "conn_state",
+];
+
 /// Canonical columns every CSV or Parquet input must carry (under its own
 /// name or a mapped one): the Zeek conn fields the stages compute from.
 const REQUIRED: &[&str] = &[
@@ -273,6 +285,7 @@ async fn read_zeek(ctx: &SessionContext, spec: &IngestSpec, input: &str) -> Resu
             OnBadRows::Fail => BadRows::Fail,
             OnBadRows::Reject => BadRows::Reject,
         },
+        required_fields: ZEEK_REQUIRED,
         ..ZeekReadOptions::default()
     };
     let chunks = zeekml_formats::stream_zeek(input, &opts).await?;

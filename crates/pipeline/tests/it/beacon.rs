@@ -377,3 +377,28 @@ fn generated_log() -> String {
     }
     zeek_log(rows)
 }
+
+/// A TSV log whose `#fields` lacks the connection's addresses, ports,
+/// protocol or state stops the run, naming the file, the line and the
+/// missing fields, instead of scoring rows that cannot be scored.
+#[tokio::test]
+async fn a_log_without_the_connection_fields_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("short.log");
+    std::fs::write(
+        &log,
+        "#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\n#types\ttime\tstring\taddr\n1.0\tCx\t10.0.0.1\n",
+    )
+    .expect("write log");
+    let mut opts = RunOptions::new(dir.path().join("wh"));
+    opts.progress = false;
+    opts.overrides = vec![("input".into(), log.display().to_string())];
+    let err = run_pipeline(&pipeline(), &opts)
+        .await
+        .expect_err("missing fields")
+        .to_string();
+    assert!(
+        err.contains("short.log:3: bad header: #fields lacks id.orig_p, id.resp_h, id.resp_p, proto, conn_state"),
+        "{err}"
+    );
+}
