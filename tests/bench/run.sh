@@ -29,7 +29,7 @@ rm -rf "$work/wh"
     $bin --log warn run pipelines/uwf_recon.toml --set input="$work/uwf" --warehouse "$work/wh" >/dev/null
 report "$work/wh"
 $bin --log warn sql --warehouse "$work/wh" \
-    "SELECT split, rows, positives, round(roc_auc, 6) AS roc_auc, round(pr_auc, 6) AS pr_auc, round(f1, 4) AS f1, best_iteration FROM metrics ORDER BY split"
+    "SELECT split, rows, positives, round(roc_auc, 6) AS roc_auc, round(pr_auc, 6) AS pr_auc, round(precision, 4) AS precision, round(recall, 4) AS recall, round(f1, 4) AS f1, fpr, threshold_rule, best_iteration FROM metrics ORDER BY split"
 
 echo "== side by side: the peer's work (dropna, one random stratified split, 100 rounds)"
 if ! python3 -c "import pandas, lightgbm, sklearn" 2>/dev/null; then
