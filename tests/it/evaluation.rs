@@ -12,7 +12,9 @@ fn alert_budget_threshold_and_evaluations_on_other_data() {
         tmp.path().join("enterprise"),
         tmp.path().join("wh"),
     );
-    generate_profile(&campus, 60_000, 11, "campus");
+    // 200,000 rows: about 12,000 benign validation rows, enough to measure
+    // the default 1e-4 budget.
+    generate_profile(&campus, 200_000, 11, "campus");
     generate_profile(&enterprise, 40_000, 12, "enterprise");
     let ssh = realdata("stratosphere-unlabeled-tsv/006-zeek-scenario-ssh.conn.log");
     let pipeline = uwf_pipeline(
