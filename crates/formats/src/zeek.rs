@@ -623,7 +623,7 @@ impl<'a> RowBuf<'a> {
     }
 
     #[inline]
-    fn has(&self, col: usize) -> bool {
+    pub(crate) fn has(&self, col: usize) -> bool {
         self.present >> col & 1 == 1
     }
 
@@ -829,6 +829,8 @@ pub(crate) struct RowSink<'f> {
     file: &'f str,
     bad_rows: BadRows,
     required_fields: &'static [&'static str],
+    /// Output columns of `required_fields`, for rows that carry no header.
+    required_columns: Vec<(usize, &'static str)>,
     batch_size: usize,
     builders: Builders,
     pending: usize,
@@ -847,6 +849,11 @@ impl<'f> RowSink<'f> {
             file,
             bad_rows: opts.bad_rows,
             required_fields: opts.required_fields,
+            required_columns: opts
+                .required_fields
+                .iter()
+                .filter_map(|&name| column_for_name(name).map(|c| (c, name)))
+                .collect(),
             batch_size,
             builders: Builders::new(capacity, file.len()),
             pending: 0,
@@ -864,6 +871,16 @@ impl<'f> RowSink<'f> {
     /// Field names every `#fields` line must list.
     pub(crate) fn required_fields(&self) -> &'static [&'static str] {
         self.required_fields
+    }
+
+    /// The required fields a parsed row leaves unset (JSON logs have no
+    /// header to check them on).
+    pub(crate) fn missing_in(&self, row: &RowBuf<'_>) -> Vec<&'static str> {
+        self.required_columns
+            .iter()
+            .filter(|(col, _)| !row.has(*col))
+            .map(|(_, name)| *name)
+            .collect()
     }
 
     /// Appends a fully parsed row found at physical line `line`.

@@ -44,7 +44,15 @@ pub(crate) fn parse(bytes: &[u8], first_line: u64, sink: &mut RowSink<'_>) -> Re
         };
         row.clear();
         match parse_line(line, &mut row) {
-            Ok(()) => sink.push(&row, line_no)?,
+            Ok(()) => {
+                let missing = sink.missing_in(&row);
+                if missing.is_empty() {
+                    sink.push(&row, line_no)?;
+                } else {
+                    let reason = format!("missing {} (a conn log needs them)", missing.join(", "));
+                    sink.bad_row(line_no, reason, raw)?;
+                }
+            }
             Err(e) => {
                 // serde_json counts lines within the one-line input; drop that.
                 let reason =

@@ -401,4 +401,21 @@ async fn a_log_without_the_connection_fields_is_an_error() {
         err.contains("short.log:3: bad header: #fields lacks id.orig_p, id.resp_h, id.resp_p, proto, conn_state"),
         "{err}"
     );
+    // JSON logs have no header: the row is bad, named by its line.
+    let json = dir.path().join("short.json");
+    std::fs::write(
+        &json,
+        "{\"ts\":1.0,\"uid\":\"Ca\",\"id.orig_h\":\"10.0.0.1\",\"id.orig_p\":1,\"id.resp_h\":\"10.0.0.2\",\"id.resp_p\":80,\"proto\":\"tcp\",\"conn_state\":\"S0\"}\n\
+         {\"ts\":2.0,\"uid\":\"Cb\",\"id.orig_h\":\"10.0.0.1\",\"id.orig_p\":2,\"id.resp_h\":\"10.0.0.2\",\"proto\":\"tcp\"}\n",
+    )
+    .expect("write log");
+    opts.overrides = vec![("input".into(), json.display().to_string())];
+    let err = run_pipeline(&pipeline(), &opts)
+        .await
+        .expect_err("missing fields")
+        .to_string();
+    assert!(
+        err.contains("short.json:2: missing id.resp_p, conn_state"),
+        "{err}"
+    );
 }
