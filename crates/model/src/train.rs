@@ -399,8 +399,8 @@ fn choose_threshold(spec: &TrainSpec, split: SplitKind, valid: (&[f64], &[bool])
         field: "threshold",
         reason,
     };
-    let t = match spec.threshold {
-        Threshold::Fixed(t) => return Ok(t),
+    match spec.threshold {
+        Threshold::Fixed(t) => Ok(t),
         Threshold::Rule(ThresholdRule::BestF1) => {
             let (t, f1) = metrics::best_f1_threshold(s, l).ok_or_else(|| {
                 bad(format!(
@@ -409,7 +409,7 @@ fn choose_threshold(spec: &TrainSpec, split: SplitKind, valid: (&[f64], &[bool])
                 ))
             })?;
             info!(split = %split, threshold = t, valid_f1 = f1, "chose the threshold");
-            t
+            Ok(t)
         }
         Threshold::Rule(ThresholdRule::MaxFpr(budget)) => {
             let (t, rate) = metrics::max_fpr_threshold(s, l, budget).map_err(|e| match e {
@@ -435,10 +435,9 @@ fn choose_threshold(spec: &TrainSpec, split: SplitKind, valid: (&[f64], &[bool])
                 }
             })?;
             info!(split = %split, threshold = t, valid_fpr = rate, "chose the threshold");
-            t
+            Ok(t)
         }
-    };
-    Ok(t)
+    }
 }
 
 fn evaluate(

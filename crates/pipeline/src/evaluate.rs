@@ -3,22 +3,20 @@
 //! the `evaluated` table (`evaluated/split=<name>/`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::common::ScalarValue;
 use datafusion::execution::FunctionRegistry;
 use datafusion::functions::expr_fn::coalesce;
 use datafusion::logical_expr::cast as cast_expr;
 use datafusion::prelude::{col, lit, ParquetReadOptions, SessionContext};
-use futures::{StreamExt, TryStreamExt};
 use zeekml_model::{MetricsRow, SavedModel};
 
 use crate::config::{EvaluationSpec, IfMissing, IngestSpec, OnBadRows, Pipeline, StageSpec};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::warehouse::Warehouse;
-use crate::{ingest, score, session};
+use crate::{score, session};
 
 /// The table holding every evaluation's scored rows.
 pub const EVALUATED: &str = "evaluated";
@@ -128,18 +126,7 @@ async fn evaluate_one(
         rejects_table: String::new(),
         partition: None,
     };
-    let read = ingest::read_input(&ctx, &ingest_spec, input).await?;
-    let schema: SchemaRef = Arc::new(read.df.schema().as_arrow().clone());
-    let stream = read.df.clone().execute_stream().await?;
-    let scored = score::score_stream(
-        model,
-        schema,
-        stream.map_err(Error::from).boxed(),
-        model.card.threshold,
-        file,
-    )
-    .await;
-    read.settle(scored)?;
+    score::score_input(&ctx, model, &ingest_spec, model.card.threshold, file).await?;
     let rows = scores_and_labels(&ctx, file, spec.dedup, exclude).await?;
     let mut row = zeekml_model::evaluation_row(
         &spec.name,

@@ -102,27 +102,39 @@ pub async fn score_files(opts: &ScoreOptions) -> Result<ScoreSummary> {
         rejects_table: "rejects".into(),
         partition: None,
     };
-    let read = ingest::read_input(&ctx, &spec, &opts.input).await?;
-    let schema: SchemaRef = Arc::new(read.df.schema().as_arrow().clone());
-    let input = read.df.clone().execute_stream().await?;
-    let scored = score_stream(
-        &model,
-        schema,
-        input.map_err(Error::from).boxed(),
-        threshold,
-        &opts.out,
-    )
-    .await;
-    let (summary, stats) = read.settle(scored)?;
+    let (summary, stats) = score_input(&ctx, &model, &spec, threshold, &opts.out).await?;
     for r in stats.rejects.iter().take(5) {
         tracing::warn!(file = %r.file, line = r.line, reason = %r.reason, "row rejected");
     }
     Ok(summary.finish(threshold, stats.rejects.len() as u64))
 }
 
+/// Reads the input `spec` names and scores it into the Parquet file `out`;
+/// a reader's error (file and line) comes before the scoring error it caused.
+pub(crate) async fn score_input(
+    ctx: &SessionContext,
+    model: &SavedModel,
+    spec: &IngestSpec,
+    threshold: f64,
+    out: &Path,
+) -> Result<(Summary, ingest::ReadStats)> {
+    let read = ingest::read_input(ctx, spec, &spec.input).await?;
+    let schema: SchemaRef = Arc::new(read.df.schema().as_arrow().clone());
+    let input = read.df.clone().execute_stream().await?;
+    let scored = score_stream(
+        model,
+        schema,
+        input.map_err(Error::from).boxed(),
+        threshold,
+        out,
+    )
+    .await;
+    read.settle(scored)
+}
+
 /// Scores a stream of canonical connections into the Parquet file `out`
 /// (written aside, then renamed), in input order.
-pub(crate) async fn score_stream(
+async fn score_stream(
     model: &SavedModel,
     input_schema: SchemaRef,
     input: BoxStream<'static, Result<RecordBatch>>,

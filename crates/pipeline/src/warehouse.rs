@@ -136,18 +136,18 @@ impl Warehouse {
         Ok(())
     }
 
-    /// Removes a committed table, as a commit would: renamed away first, so
-    /// readers see the table or nothing.
+    /// Removes a committed table: renamed into `.staging/` first, so readers
+    /// see the table or nothing, and a removal cut short by a crash is
+    /// finished by the next writer's start-up (which clears `.staging/`;
+    /// `.trash/` would restore the table).
     pub fn drop_table(&self, table: &str) -> Result<()> {
         let dir = self.table_dir(table);
         if !dir.is_dir() {
             return Ok(());
         }
-        let trash_root = self.root.join(".trash");
-        std::fs::create_dir_all(&trash_root).map_err(io(&trash_root))?;
-        let trash = trash_root.join(format!("{table}-{}", nonce()));
-        std::fs::rename(&dir, &trash).map_err(io(&dir))?;
-        std::fs::remove_dir_all(&trash).map_err(io(&trash))
+        let dropped = self.staging(&format!("{table}-dropped"))?;
+        std::fs::rename(&dir, &dropped).map_err(io(&dir))?;
+        std::fs::remove_dir_all(&dropped).map_err(io(&dropped))
     }
 
     /// Drops a staging directory after a failed write.
@@ -433,6 +433,27 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join(".staging/features-def")).expect("mkdir");
         let wh = Warehouse::create(tmp.path()).expect("create");
         assert!(wh.table_dir("features").join("p.parquet").exists());
+        assert!(!tmp.path().join(".staging").exists());
+    }
+
+    #[test]
+    fn a_dropped_table_stays_dropped() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::create(tmp.path()).expect("create");
+        let s = wh.staging("evaluated").expect("staging");
+        std::fs::write(s.join("a.parquet"), b"x").expect("write");
+        wh.commit(&s, Path::new("evaluated")).expect("commit");
+        wh.drop_table("evaluated").expect("drop");
+        assert!(!wh.has_table("evaluated"));
+        wh.drop_table("evaluated")
+            .expect("dropping nothing is fine");
+        // A drop cut short between its rename and its removal is finished,
+        // not undone, by the next start-up.
+        let cut = tmp.path().join(".staging").join("evaluated-dropped-abc");
+        std::fs::create_dir_all(&cut).expect("mkdir");
+        std::fs::write(cut.join("a.parquet"), b"x").expect("write");
+        let wh = Warehouse::create(tmp.path()).expect("reopen");
+        assert!(!wh.has_table("evaluated"));
         assert!(!tmp.path().join(".staging").exists());
     }
 
