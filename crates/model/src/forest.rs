@@ -41,7 +41,7 @@ const FUSED: usize = 4;
 /// sends them the right way: NaN fails every comparison (goes right) and
 /// -inf passes every one a non-NaN threshold allows (goes left).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Missing {
+pub(crate) enum Missing {
     /// NaN goes right; 0 is compared as a value.
     NanRight,
     /// NaN goes left (as -inf); 0 is compared as a value.
@@ -55,7 +55,7 @@ enum Missing {
 impl Missing {
     /// The value a node sees, from a value already zeroed like the C API does.
     #[inline(always)]
-    fn apply(self, v: f32) -> f32 {
+    pub(crate) fn apply(self, v: f32) -> f32 {
         match self {
             Missing::NanRight => v,
             Missing::NanLeft if v.is_nan() => f32::NEG_INFINITY,
@@ -84,15 +84,15 @@ impl Missing {
 
 /// An internal node, for walking a tree one row at a time.
 #[derive(Debug, Clone, Copy)]
-struct Node {
+pub(crate) struct Node {
     /// The largest f32 at or below LightGBM's f64 threshold: for any f32
     /// value `v`, `v <= threshold` iff `v as f64 <= lightgbm_threshold`.
-    threshold: f32,
+    pub(crate) threshold: f32,
     /// Index of the (feature, [`Missing`]) slot this node reads.
-    slot: u32,
+    pub(crate) slot: u32,
     /// Right and left child (indexed by "goes left"): below the tree's
     /// internal node count a node, else `internal + leaf`.
-    children: [u32; 2],
+    pub(crate) children: [u32; 2],
 }
 
 /// One split as a QuickScorer test.
@@ -120,11 +120,15 @@ enum Kernel {
 
 /// Where one tree's parts sit in the [`Forest`] arrays.
 #[derive(Debug, Clone)]
-struct Tree {
+pub(crate) struct Tree {
     /// Internal nodes in `Forest::nodes`.
-    nodes: Range<usize>,
+    pub(crate) nodes: Range<usize>,
     /// Leaf values in LightGBM's leaf order in `Forest::leaf_values`.
-    leaves: Range<usize>,
+    pub(crate) leaves: Range<usize>,
+    /// Training rows that reached each node (`internal_count`, then
+    /// `leaf_count`, indexed like `Node::children`) in `Forest::covers`;
+    /// empty when the model text has no counts. TreeSHAP weighs by them.
+    pub(crate) covers: Range<usize>,
     /// Tests in `Forest::tests`, padded to a multiple of [`FUSED`].
     tests: Range<usize>,
     /// Start of the leaf values in left-to-right order in
@@ -179,7 +183,7 @@ impl LeafMask for u64 {
 /// threads, unlike LightGBM's `Booster`.
 #[derive(Debug, Clone)]
 pub struct Forest {
-    context: String,
+    pub(crate) context: String,
     feature_names: Vec<String>,
     sigmoid: f64,
     /// `average_output` (random forest boosting): LightGBM divides the raw
@@ -187,10 +191,11 @@ pub struct Forest {
     average_output: bool,
     /// The (feature, missing handling) pairs that splits read; a row's
     /// slot values are these, in order.
-    slots: Vec<(usize, Missing)>,
-    trees: Vec<Tree>,
-    nodes: Vec<Node>,
-    leaf_values: Vec<f64>,
+    pub(crate) slots: Vec<(usize, Missing)>,
+    pub(crate) trees: Vec<Tree>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) leaf_values: Vec<f64>,
+    pub(crate) covers: Vec<f64>,
     tests: Vec<Test>,
     ordered: Vec<f64>,
 }
@@ -344,7 +349,7 @@ impl Forest {
         Ok(rows)
     }
 
-    fn error(&self, reason: String) -> Error {
+    pub(crate) fn error(&self, reason: String) -> Error {
         Error::Forest {
             context: self.context.clone(),
             reason,
@@ -443,6 +448,12 @@ impl Forest {
         self.leaf_values[t.leaves.start + (i - internal) as usize]
     }
 
+    /// Log-odds per unit of raw score: the sigmoid, over the number of
+    /// trees for `average_output` models.
+    pub(crate) fn log_odds_per_raw(&self) -> f64 {
+        self.average(self.sigmoid)
+    }
+
     fn average(&self, raw: f64) -> f64 {
         if self.average_output {
             raw / self.trees.len() as f64
@@ -460,7 +471,7 @@ impl Forest {
 /// The C API keeps a dense value only if `|v| > kZeroThreshold` or it is
 /// NaN; anything else reaches the trees as 0.
 #[inline(always)]
-fn zeroed(v: f32) -> f32 {
+pub(crate) fn zeroed(v: f32) -> f32 {
     if v.abs() <= ZERO_THRESHOLD {
         0.0
     } else {
@@ -586,6 +597,8 @@ struct RawTree {
     left_child: Vec<i64>,
     right_child: Vec<i64>,
     leaf_value: Vec<f64>,
+    internal_count: Vec<f64>,
+    leaf_count: Vec<f64>,
 }
 
 impl<'a> Parser<'a> {
@@ -673,6 +686,7 @@ impl<'a> Parser<'a> {
             trees: Vec::new(),
             nodes: Vec::new(),
             leaf_values: Vec::new(),
+            covers: Vec::new(),
             tests: Vec::new(),
             ordered: Vec::new(),
         };
@@ -849,6 +863,10 @@ impl<'a> Parser<'a> {
         raw.threshold = parse_all("threshold", internal, true)?;
         raw.left_child = parse_ints("left_child", internal, true)?;
         raw.right_child = parse_ints("right_child", internal, true)?;
+        // Optional: only explanations need them, and LightGBM reads models
+        // without them.
+        raw.internal_count = parse_all("internal_count", internal, false)?;
+        raw.leaf_count = parse_all("leaf_count", num_leaves, false)?;
         // LightGBM defaults a missing `decision_type` to 0 for every node.
         let dt = parse_ints("decision_type", internal, false)?;
         let dt_line = get("decision_type").map_or(tree_line, |h| h.0);
@@ -949,6 +967,11 @@ impl<'a> Parser<'a> {
         }
         let leaves_start = forest.leaf_values.len();
         forest.leaf_values.extend_from_slice(&raw.leaf_value);
+        let covers_start = forest.covers.len();
+        if !raw.internal_count.is_empty() && !raw.leaf_count.is_empty() {
+            forest.covers.extend_from_slice(&raw.internal_count);
+            forest.covers.extend_from_slice(&raw.leaf_count);
+        }
         let kernel = match num_leaves {
             1 => Kernel::Constant,
             2..=32 => Kernel::Narrow,
@@ -1010,6 +1033,7 @@ impl<'a> Parser<'a> {
         forest.trees.push(Tree {
             nodes: nodes_start..forest.nodes.len(),
             leaves: leaves_start..forest.leaf_values.len(),
+            covers: covers_start..forest.covers.len(),
             tests: tests_start..forest.tests.len(),
             ordered,
             kernel,

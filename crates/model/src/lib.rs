@@ -13,7 +13,9 @@ mod forest;
 mod hash;
 pub mod metrics;
 mod metrics_table;
+mod reasons;
 mod saved;
+mod shap;
 mod spec;
 mod split;
 mod table;
@@ -21,6 +23,8 @@ mod train;
 
 pub use error::{Error, Result};
 pub use forest::Forest;
+pub use reasons::{ReasonRows, Reasons, BASE_VALUE, CONTRIBUTION_REST, REASONS};
+pub use shap::{ExplainScratch, Explainer};
 pub use metrics_table::{evaluation_row, metrics_batch, MetricsRow, Unlabelled, EVALUATION_SIDE};
 pub use saved::{
     FeatureSource, FeatureStage, ModelCard, SavedModel, Scorer, CARD_FILE, LIGHTGBM3_VERSION,

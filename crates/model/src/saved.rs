@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::forest::Forest;
+use crate::reasons::{ReasonRows, Reasons};
+use crate::shap::Explainer;
 use crate::spec::{resolve_threads, LgbmParams};
 use crate::table::{Features, Table};
 
@@ -263,6 +265,31 @@ impl Scorer {
     /// non-numeric column or a NaN/infinite value is an error naming it.
     /// The Rust forest scores exactly as LightGBM would, many times faster.
     pub fn score(&self, input: &[RecordBatch]) -> Result<Vec<f64>> {
+        self.score_explained(input, None).map(|(scores, _)| scores)
+    }
+
+    /// The model's TreeSHAP explainer, for [`Reasons::new`].
+    pub fn explainer(&self) -> Result<Explainer> {
+        self.forest.explainer()
+    }
+
+    /// [`Scorer::score`], and the reasons behind each score. The scores are
+    /// the same doubles `score` gives.
+    pub fn score_with_reasons(
+        &self,
+        input: &[RecordBatch],
+        reasons: &mut Reasons,
+    ) -> Result<(Vec<f64>, ReasonRows)> {
+        let (scores, rows) = self.score_explained(input, Some(reasons))?;
+        Ok((scores, rows.unwrap_or_else(|| reasons.rows())))
+    }
+
+    fn score_explained(
+        &self,
+        input: &[RecordBatch],
+        mut reasons: Option<&mut Reasons>,
+    ) -> Result<(Vec<f64>, Option<ReasonRows>)> {
+        let mut explained = reasons.as_deref().map(Reasons::rows);
         let table = Table::new(input, "input", self.context.clone());
         let features = Features::resolve(&table, &self.feature_names)?;
         features.check_finite(&table)?;
@@ -277,9 +304,12 @@ impl Scorer {
                 self.forest
                     .predict_columns_parallel(&columns, self.threads, &mut out)?;
                 scores.extend_from_slice(&out);
+                if let (Some(reasons), Some(rows)) = (reasons.as_deref_mut(), explained.as_mut()) {
+                    reasons.explain_columns(&columns, rows)?;
+                }
                 from = to;
             }
         }
-        Ok(scores)
+        Ok((scores, explained))
     }
 }

@@ -10,22 +10,22 @@ use zeekml_model::Forest;
 use crate::data::Rng;
 
 /// Row-major f32 features and 0/1 labels.
-struct Data {
-    names: Vec<String>,
-    x: Vec<f32>,
-    labels: Vec<f32>,
+pub(crate) struct Data {
+    pub(crate) names: Vec<String>,
+    pub(crate) x: Vec<f32>,
+    pub(crate) labels: Vec<f32>,
 }
 
 impl Data {
-    fn cols(&self) -> usize {
+    pub(crate) fn cols(&self) -> usize {
         self.names.len()
     }
 
-    fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.labels.len()
     }
 
-    fn row(&self, r: usize) -> &[f32] {
+    pub(crate) fn row(&self, r: usize) -> &[f32] {
         &self.x[r * self.cols()..(r + 1) * self.cols()]
     }
 }
@@ -35,7 +35,7 @@ impl Data {
 /// in `nan_right` and below it in `nan_left`, so LightGBM sends NaN right in
 /// one and left in the other. `zeros` is 0 half the time, `count` is
 /// integer-valued, `cat_*` is one-hot; `extra` weak uniform features follow.
-fn synthetic(rows: usize, extra: usize, seed: u64) -> Data {
+pub(crate) fn synthetic(rows: usize, extra: usize, seed: u64) -> Data {
     let mut names: Vec<String> = ["nan_right", "nan_left", "zeros", "count"]
         .iter()
         .map(|s| s.to_string())
@@ -99,7 +99,7 @@ fn synthetic(rows: usize, extra: usize, seed: u64) -> Data {
     Data { names, x, labels }
 }
 
-fn params(extra: Value) -> Value {
+pub(crate) fn params(extra: Value) -> Value {
     let mut p = json!({
         "objective": "binary",
         "verbose": -1,
@@ -116,7 +116,7 @@ fn params(extra: Value) -> Value {
     p
 }
 
-fn train(data: &Data, params: &Value) -> Booster {
+pub(crate) fn train(data: &Data, params: &Value) -> Booster {
     let mut ds = Dataset::from_slice(&data.x, &data.labels, data.cols() as i32, true)
         .expect("build a LightGBM dataset");
     ds.set_feature_names(&data.names)
@@ -125,7 +125,7 @@ fn train(data: &Data, params: &Value) -> Booster {
 }
 
 /// Values of one `key=` line per tree.
-fn tree_field(text: &str, key: &str) -> Vec<Vec<String>> {
+pub(crate) fn tree_field(text: &str, key: &str) -> Vec<Vec<String>> {
     let prefix = format!("{key}=");
     text.lines()
         .filter_map(|l| l.strip_prefix(prefix.as_str()))
@@ -133,7 +133,7 @@ fn tree_field(text: &str, key: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn decision_types(text: &str) -> Vec<i32> {
+pub(crate) fn decision_types(text: &str) -> Vec<i32> {
     tree_field(text, "decision_type")
         .into_iter()
         .flatten()
@@ -159,7 +159,7 @@ fn next_down(v: f32) -> f32 {
 
 /// `data` plus rows probing every split threshold of the model (the f32
 /// nearest to it and its neighbours) and special values in every column.
-fn probe_rows(data: &Data, text: &str) -> Data {
+pub(crate) fn probe_rows(data: &Data, text: &str) -> Data {
     let mut out = Data {
         names: data.names.clone(),
         x: data.x.clone(),
@@ -211,7 +211,7 @@ fn probe_rows(data: &Data, text: &str) -> Data {
     out
 }
 
-fn columns(data: &Data) -> Vec<Vec<f32>> {
+pub(crate) fn columns(data: &Data) -> Vec<Vec<f32>> {
     (0..data.cols())
         .map(|f| {
             (0..data.rows())
@@ -295,7 +295,7 @@ fn forest_matches_lightgbm_with_nan_going_both_ways() {
 
 /// `text` with decision type `n` of the whole model replaced by `f(n)`.
 /// `tree_sizes` goes: the byte sizes change, and LightGBM can do without.
-fn rewrite_decision_types(text: &str, mut f: impl FnMut(usize) -> i32) -> String {
+pub(crate) fn rewrite_decision_types(text: &str, mut f: impl FnMut(usize) -> i32) -> String {
     let mut n = 0;
     let mut out = String::new();
     for line in text.lines().filter(|l| !l.starts_with("tree_sizes=")) {
