@@ -1,14 +1,16 @@
 -- stage: beacons
--- inputs: beacon_conns
+-- inputs: beacon_scope, beacon_dests
 -- grain: one row per (src_ip, dest_ip) pair and window (per (src_ip, dest_ip, dest_port, protocol) with $group_by_port) with at least $min_timestamps distinct timestamps in the window, whose connections last $long_connection_seconds in all, or with an end in $always_report
--- doc: RITA v5 beacon scores per pair and day (timestamp, data size, histogram, duration), threat modifiers (prevalence, uncommon port, long connection), strobes and a sample of the evidence's uids.
+-- doc: RITA v5 beacon scores per pair and day (timestamp, data size, histogram, duration), threat modifiers (prevalence, first seen, uncommon port, long connection), strobes and a sample of the evidence's uids.
 --
 -- Definitions (RITA v5, analysis/beacons.go, with its defaults as the
 -- pipeline's; every sub-score is in [0, 1], 1 the most beacon-like, and
 -- rounded to 3 decimals as RITA does):
 -- * Connections: rows of `clean` with ts, both addresses, dest_port and
---   protocol set, identical rows once (the `beacon_conns` stage). Pairs with both ends in
---   $internal_subnets or a destination in $ignored_dest_subnets are left out.
+--   protocol set, identical rows once (`beacon_conns`), of the windows
+--   being scored (`beacon_scope`: the day $date, or every stored window when
+--   $date is empty). Pairs with both ends in $internal_subnets or a
+--   destination in $ignored_dest_subnets are left out.
 --   Timestamps are whole seconds (floor of ts), as RITA stores them.
 -- * Window: ts in [window_start, window_start + $window_seconds), windows
 --   aligned to ts 0 (UTC days for 86400); $window_seconds = 0 makes the whole
@@ -43,10 +45,15 @@
 -- * Modifiers, each its own column: prevalence = internal sources of the
 --   window that contacted dest_ip / internal sources of the window;
 --   +$prevalence_modifier when <= $prevalence_low, - when >= $prevalence_high
---   (RITA: 0.15, 2%, 50%). uncommon_port: a tcp/udp connection that Zeek
+--   (RITA: 0.15, 2%, 50%). first seen: dest_first_seen = the destination's
+--   first connection in `beacon_dests` (this window and earlier stored
+--   windows of the last $history_days days), dest_age_days = (last_seen -
+--   dest_first_seen) / 1 day; +$first_seen_modifier when <=
+--   $first_seen_new_days, - when >= $first_seen_old_days (RITA: 0.15, 7, 30).
+--   uncommon_port: a tcp/udp connection that Zeek
 --   gave no service on a port outside $standard_ports, +$uncommon_port_modifier.
 --   long_connection: summed duration >= $long_connection_seconds,
---   +$long_connection_modifier. threat_score = score + modifiers, in [0, 1].
+--   +$long_connection_modifier. threat_score = score + the four modifiers, in [0, 1].
 -- * strobe: connections >= $strobe_per_day x max(window span, 1 h) / 1 day.
 -- * Lists: destinations in $never_score are never scored; pairs with a
 --   source or destination in $always_report are always listed (even when
@@ -75,11 +82,16 @@ WITH params AS (
         CAST($prevalence_modifier AS DOUBLE)       AS prevalence_modifier,
         CAST($uncommon_port_modifier AS DOUBLE)    AS uncommon_port_modifier,
         CAST($long_connection_modifier AS DOUBLE)  AS long_connection_modifier,
+        CAST($history_days AS DOUBLE) * 86400.0    AS history_seconds,
+        CAST($first_seen_new_days AS DOUBLE)       AS first_seen_new_days,
+        CAST($first_seen_old_days AS DOUBLE)       AS first_seen_old_days,
+        CAST($first_seen_modifier AS DOUBLE)       AS first_seen_modifier,
+        to_unixtime(CAST(nullif(CAST($date AS VARCHAR), '') AS DATE)) AS day_start,
         string_to_array(CAST($standard_ports AS VARCHAR), ',') AS standard_ports,
         CAST($uid_sample AS BIGINT)                AS uid_sample
 ),
 conns AS (
-    SELECT * FROM beacon_conns WHERE keep
+    SELECT window_start, sec FROM beacon_scope WHERE keep
 ),
 bounds AS (
     SELECT window_start, min(sec) AS t_min, max(sec) AS t_max
@@ -88,14 +100,12 @@ bounds AS (
 -- Prevalence: internal sources of each window, and those that contacted each destination.
 window_sources AS (
     SELECT window_start, count(DISTINCT src_ip) AS sources
-    FROM beacon_conns WHERE src_internal GROUP BY window_start
-),
-dest_sources AS (
-    SELECT window_start, dest_ip, count(DISTINCT src_ip) AS sources
-    FROM beacon_conns WHERE src_internal GROUP BY window_start, dest_ip
+    FROM beacon_scope WHERE src_internal GROUP BY window_start
 ),
 pair_conns AS (
-    SELECT * FROM beacon_conns WHERE eligible
+    SELECT uid, ts, sec, src_ip, dest_ip, dest_port, protocol, service, duration,
+           orig_ip_bytes, window_start, listed, key_port, key_protocol, pair_id
+    FROM beacon_scope WHERE eligible
 ),
 pairs AS (
     SELECT c.pair_id, c.src_ip, c.dest_ip, c.key_port, c.key_protocol, c.window_start,
@@ -114,6 +124,17 @@ pairs AS (
            bool_or(c.listed) AS always_report
     FROM pair_conns c
     GROUP BY c.pair_id, c.src_ip, c.dest_ip, c.key_port, c.key_protocol, c.window_start
+),
+-- First seen: the destination's earliest connection in this window and the
+-- stored windows of the history before it.
+first_seen AS (
+    SELECT d.window_start, d.dest_ip, min(h.first_ts) AS dest_first_seen
+    FROM beacon_dests d
+    JOIN beacon_dests h ON d.dest_ip = h.dest_ip
+    CROSS JOIN params p
+    WHERE (p.day_start IS NULL OR d.window_start = p.day_start)
+      AND h.window_start <= d.window_start AND h.window_start > d.window_start - p.history_seconds
+    GROUP BY d.window_start, d.dest_ip
 ),
 -- The evidence: the first uids by time, listed in uid order (an ordered
 -- array_agg is many times slower in DataFusion 55).
@@ -257,7 +278,9 @@ subscores AS (
            k.timestamps >= p.min_timestamps AS scorable,
            coalesce(k.total_duration, 0) >= p.long_connection_seconds AS long_connection,
            CAST(k.connections AS DOUBLE) >= p.strobe_per_day * greatest(b.t_max - b.t_min, 3600.0) / 86400.0 AS strobe,
-           CAST(coalesce(ds_.sources, 0) AS DOUBLE) / nullif(ws.sources, 0) AS prevalence
+           CAST(coalesce(ds_.internal_sources, 0) AS DOUBLE) / nullif(ws.sources, 0) AS prevalence,
+           fs.dest_first_seen,
+           (k.last_seen - fs.dest_first_seen) / 86400.0 AS dest_age_days
     FROM pairs k
     JOIN bounds b ON k.window_start = b.window_start
     CROSS JOIN params p
@@ -267,7 +290,8 @@ subscores AS (
     LEFT JOIN regularities rg ON k.pair_id = rg.pair_id
     LEFT JOIN evidence ev ON k.pair_id = ev.pair_id
     LEFT JOIN window_sources ws ON k.window_start = ws.window_start
-    LEFT JOIN dest_sources ds_ ON k.window_start = ds_.window_start AND k.dest_ip = ds_.dest_ip
+    LEFT JOIN beacon_dests ds_ ON k.window_start = ds_.window_start AND k.dest_ip = ds_.dest_ip
+    LEFT JOIN first_seen fs ON k.window_start = fs.window_start AND k.dest_ip = fs.dest_ip
 ),
 scored AS (
     SELECT s.*,
@@ -281,6 +305,10 @@ scored AS (
                 WHEN s.prevalence <= p.prevalence_low THEN p.prevalence_modifier
                 WHEN s.prevalence >= p.prevalence_high THEN -p.prevalence_modifier
                 ELSE 0.0 END AS prevalence_modifier,
+           CASE WHEN s.dest_age_days IS NULL THEN 0.0
+                WHEN s.dest_age_days <= p.first_seen_new_days THEN p.first_seen_modifier
+                WHEN s.dest_age_days >= p.first_seen_old_days THEN -p.first_seen_modifier
+                ELSE 0.0 END AS first_seen_modifier,
            CASE WHEN s.uncommon_port THEN p.uncommon_port_modifier ELSE 0.0 END AS uncommon_port_modifier,
            CASE WHEN s.long_connection THEN p.long_connection_modifier ELSE 0.0 END AS long_connection_modifier
     FROM subscores s CROSS JOIN params p
@@ -297,11 +325,12 @@ SELECT
     CASE WHEN scorable THEN hist_bimodal_score ELSE 0.0 END AS hist_bimodal_score,
     CASE WHEN scorable THEN dur_score ELSE 0.0 END     AS dur_score,
     prevalence, prevalence_modifier,
+    dest_first_seen, round(dest_age_days, 3) AS dest_age_days, first_seen_modifier,
     uncommon_port, uncommon_port_modifier,
     long_connection, long_connection_modifier,
     strobe,
     always_report,
-    least(greatest(round(beacon_score + prevalence_modifier + uncommon_port_modifier
+    least(greatest(round(beacon_score + prevalence_modifier + first_seen_modifier + uncommon_port_modifier
                          + long_connection_modifier, 3), 0.0), 1.0) AS threat_score,
     uids
 FROM scored

@@ -167,6 +167,10 @@ pub struct PartitionSpec {
     pub column: String,
     /// Partition value, e.g. `${date}`.
     pub value: String,
+    /// An empty value writes the whole table instead of a partition, so one
+    /// pipeline serves both one-off runs and a scheduled `--set date=...`.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 fn default_rejects() -> String {

@@ -91,6 +91,15 @@ pub enum Error {
         /// The warehouse root.
         warehouse: PathBuf,
     },
+    /// A write whose layout (whole table or `column=value` partitions)
+    /// differs from the table's: mixing the two would make it unreadable.
+    #[error("table {table}: {message}")]
+    MixedLayout {
+        /// The table directory.
+        table: PathBuf,
+        /// What was written and how to resolve it.
+        message: String,
+    },
     /// A warehouse file operation failed.
     #[error("warehouse {path}: {source}")]
     Io {

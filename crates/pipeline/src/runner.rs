@@ -196,6 +196,9 @@ pub(crate) fn target_path(
     let mut path = PathBuf::from(table);
     if let Some(p) = partition {
         let value = pipeline.substitute(&p.value)?;
+        if value.is_empty() && p.optional {
+            return Ok(path);
+        }
         if value.is_empty() || value.contains(['/', '\\']) || value.starts_with('.') {
             return Err(pipeline.invalid(format!(
                 "partition value '{value}' for {table} must be a plain name"

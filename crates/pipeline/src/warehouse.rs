@@ -112,6 +112,7 @@ impl Warehouse {
     /// replacing what was there.
     pub fn commit(&self, staging: &Path, target: &Path) -> Result<()> {
         let target = self.root.join(target);
+        check_layout(staging, &target)?;
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
@@ -362,6 +363,50 @@ async fn write_parquet_file(
     }
     out.finish().await?;
     Ok(rows)
+}
+
+/// Refuses a partition written into a table written whole, and a whole
+/// table written over partitions: a table is one or the other.
+fn check_layout(staging: &Path, target: &Path) -> Result<()> {
+    let is_partition = |p: &Path| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().contains('='))
+    };
+    let has_files = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        })
+    };
+    let has_partitions = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().is_dir() && is_partition(&e.path()))
+        })
+    };
+    if is_partition(target) {
+        if let Some(table) = target.parent().filter(|t| has_files(t)) {
+            return Err(Error::MixedLayout {
+                table: table.to_path_buf(),
+                message: format!(
+                    "it was written whole, so a partition {} cannot be added; \
+                     remove the table directory or run without the partition value",
+                    target.file_name().unwrap_or_default().to_string_lossy()
+                ),
+            });
+        }
+    } else if has_files(staging) && has_partitions(target) {
+        return Err(Error::MixedLayout {
+            table: target.to_path_buf(),
+            message: "it holds partitions, which a whole-table write would replace; \
+                      set the partition value (e.g. --set date=YYYY-MM-DD) or remove the \
+                      table directory first"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Hive-style partition columns of a table directory (`date=2024-01-01/`).

@@ -38,6 +38,8 @@ async fn run(input: &Path, warehouse: &Path) {
             "raw",
             "clean",
             "beacon_conns",
+            "beacon_scope",
+            "beacon_dests",
             "beacons",
             "hosts",
             "conn_scores"
@@ -72,9 +74,9 @@ async fn njrat_cc_pair_ranks_first() {
         top,
         [
             "192.168.1.115,41.108.179.197,[1177],237,237,0.973,0.891,1.0,0.956,1.0,1.0,1.0,true,1.0,10",
-            "192.168.1.115,8.8.8.8,\"[3, 53]\",9,4,0.378,1.0,0.512,0.0,0.0,0.0,0.0,false,0.378,9",
-            "192.168.1.115,54.247.115.15,\"[80, 443]\",5,5,0.319,0.833,0.443,0.0,0.0,0.0,0.0,false,0.319,5",
-            "192.168.1.115,85.31.204.81,\"[80, 443]\",12,6,0.232,0.6,0.329,0.0,0.0,0.0,0.0,false,0.232,10",
+            "192.168.1.115,8.8.8.8,\"[3, 53]\",9,4,0.378,1.0,0.512,0.0,0.0,0.0,0.0,false,0.528,9",
+            "192.168.1.115,54.247.115.15,\"[80, 443]\",5,5,0.319,0.833,0.443,0.0,0.0,0.0,0.0,false,0.469,5",
+            "192.168.1.115,85.31.204.81,\"[80, 443]\",12,6,0.232,0.6,0.329,0.0,0.0,0.0,0.0,false,0.382,10",
         ]
     );
     // The evidence: the C&C pair's first connections, in time order.
@@ -197,6 +199,11 @@ async fn generated_beacons_rank_above_random_traffic() {
 /// trojan beaconing every 200 s (5% jitter) to one server on tcp/449 for
 /// five hours of day 3 only.
 fn week_log() -> String {
+    zeek_log(week_rows())
+}
+
+/// The rows of [`week_log`], as (ts, line).
+fn week_rows() -> Vec<(f64, String)> {
     const T0: f64 = 1_699_920_000.0; // 2023-11-14 00:00 UTC
     const DAY: f64 = 86_400.0;
     let mut rng = Rng(0x5EED_BEAC_0000_0007);
@@ -223,7 +230,7 @@ fn week_log() -> String {
         t += 200.0;
         n += 1;
     }
-    zeek_log(rows)
+    rows
 }
 
 /// Daily windows: a beacon active five hours of one day is scored against
@@ -244,15 +251,16 @@ async fn a_beacon_of_five_hours_scores_on_its_own_day() {
         &wh,
         "SELECT CAST(window_start AS BIGINT), connections, ts_score >= 0.9, ds_score, dur_score, \
                 uncommon_port, score >= 0.6, prevalence, prevalence_modifier, \
-                uncommon_port_modifier, threat_score = score \
+                uncommon_port_modifier, first_seen_modifier, round(threat_score - score, 3) \
          FROM beacons WHERE dest_ip = '198.51.100.44'",
     )
     .await;
     // Tcp/449 without a service: +0.15; one of the day's two internal
-    // sources reaches the server: prevalence 0.5, -0.15.
+    // sources reaches the server: prevalence 0.5, -0.15; a destination
+    // first seen that day: +0.15.
     assert_eq!(
         trojan,
-        ["1700092800,90,true,1.0,0.5,true,true,0.5,-0.15,0.15,true"]
+        ["1700092800,90,true,1.0,0.5,true,true,0.5,-0.15,0.15,0.15,0.15"]
     );
 
     let wh_week = dir.path().join("wh_week");
@@ -418,4 +426,191 @@ async fn a_log_without_the_connection_fields_is_an_error() {
         err.contains("short.json:2: missing id.resp_p, conn_state"),
         "{err}"
     );
+}
+
+/// Runs the beacon pipeline with `overrides` (and stage bounds) into `wh`.
+async fn run_set(
+    wh: &Path,
+    overrides: &[(&str, String)],
+    from: Option<&str>,
+    to: Option<&str>,
+) -> zeekml_pipeline::Result<()> {
+    let mut opts = RunOptions::new(wh);
+    opts.progress = false;
+    opts.overrides = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    opts.from = from.map(str::to_string);
+    opts.to = to.map(str::to_string);
+    run_pipeline(&pipeline(), &opts).await.map(|_| ())
+}
+
+/// Files of a table partition with their modification times.
+fn partition_files(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("partition exists")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.path(),
+                e.metadata().expect("meta").modified().expect("mtime"),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The scheduled form: one run per day with `--set date=`, each writing that
+/// day's partitions; a rerun replaces its day only, first-seen reads the
+/// stored days, and a list edit rescores a stored day without its logs.
+#[tokio::test]
+async fn scheduled_days_write_their_own_partitions() {
+    const T0: f64 = 1_699_920_000.0; // 2023-11-14 00:00 UTC
+    const DAY: f64 = 86_400.0;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let days: Vec<String> = (14..=20).map(|d| format!("2023-11-{d}")).collect();
+    let week = week_rows();
+    for (i, day) in days.iter().enumerate() {
+        let lo = T0 + i as f64 * DAY;
+        let of_day = week
+            .iter()
+            .filter(|(ts, _)| *ts >= lo && *ts < lo + DAY)
+            .cloned()
+            .collect();
+        std::fs::create_dir_all(dir.path().join(day)).expect("day dir");
+        std::fs::write(dir.path().join(day).join("conn.log"), zeek_log(of_day)).expect("log");
+    }
+    let wh = dir.path().join("wh");
+    let day_run = |day: &str| {
+        vec![
+            ("date", day.to_string()),
+            (
+                "input",
+                dir.path().join(day).join("conn.log").display().to_string(),
+            ),
+        ]
+    };
+    // Days out of order: the trojan's day first, then the week.
+    run_set(&wh, &day_run("2023-11-16"), None, None)
+        .await
+        .expect("day 3");
+    for day in &days {
+        run_set(&wh, &day_run(day), None, None).await.expect("day");
+    }
+    let per_day = rows(
+        &wh,
+        "SELECT date, count(*), count(*) FILTER (WHERE dest_ip = '198.51.100.44') FROM beacons GROUP BY date ORDER BY date",
+    )
+    .await;
+    assert_eq!(
+        per_day,
+        [
+            "2023-11-14,1,0",
+            "2023-11-15,1,0",
+            "2023-11-16,2,1",
+            "2023-11-17,1,0",
+            "2023-11-18,1,0",
+            "2023-11-19,1,0",
+            "2023-11-20,1,0"
+        ]
+    );
+    for table in ["beacon_conns", "beacon_dests", "hosts", "conn_scores"] {
+        let n = rows(&wh, &format!("SELECT count(DISTINCT date) FROM {table}")).await;
+        assert_eq!(n, ["7"], "{table}");
+    }
+
+    // The trojan's day scores as in a one-off run of the whole week.
+    let columns =
+        "CAST(window_start AS BIGINT), connections, timestamps, score, ts_score, ds_score, \
+                   hist_score, dur_score, prevalence, prevalence_modifier, first_seen_modifier, \
+                   uncommon_port_modifier, threat_score";
+    let daily = rows(
+        &wh,
+        &format!("SELECT {columns} FROM beacons WHERE dest_ip = '198.51.100.44'"),
+    )
+    .await;
+    std::fs::create_dir_all(dir.path().join("week")).expect("week dir");
+    let (_, wh_week) = run_log(&dir.path().join("week"), &week_log()).await;
+    let once = rows(
+        &wh_week,
+        &format!("SELECT {columns} FROM beacons WHERE dest_ip = '198.51.100.44'"),
+    )
+    .await;
+    assert_eq!(daily, once);
+    assert_eq!(
+        daily,
+        ["1700092800,90,90,0.616,0.965,1.0,0.0,0.5,0.5,-0.15,0.15,0.15,0.766"]
+    );
+
+    // First seen: the NTP server has been polled since the first day.
+    let ntp = rows(
+        &wh,
+        "SELECT date, dest_first_seen < 1699920100, dest_age_days > 6.9, first_seen_modifier \
+         FROM beacons WHERE dest_ip = '203.0.113.123' AND date IN ('2023-11-14', '2023-11-20') ORDER BY date",
+    )
+    .await;
+    assert_eq!(
+        ntp,
+        ["2023-11-14,true,false,0.15", "2023-11-20,true,true,0.15"]
+    );
+    // Thirty-six days later it is an old destination (-0.15), unless the
+    // history kept is shorter than that.
+    let later = T0 + 36.0 * DAY;
+    let ntp_rows = (0..80)
+        .map(|n| {
+            let t = later + 7.0 + 1024.0 * n as f64;
+            (t, format!("{t:.6}\tL{n}\t10.3.0.9\t123\t203.0.113.123\t123\tudp\tntp\t0.03\t48\t48\tSF\tT\tF\t0\tDd\t1\t76\t1\t76\t(empty)"))
+        })
+        .collect();
+    std::fs::create_dir_all(dir.path().join("2023-12-20")).expect("day dir");
+    std::fs::write(dir.path().join("2023-12-20/conn.log"), zeek_log(ntp_rows)).expect("log");
+    run_set(&wh, &day_run("2023-12-20"), None, None)
+        .await
+        .expect("later day");
+    let old = "SELECT count(*), min(round(dest_age_days)), min(first_seen_modifier) FROM beacons WHERE date = '2023-12-20'";
+    assert_eq!(rows(&wh, old).await, ["1,37.0,-0.15"]);
+    let mut shorter = day_run("2023-12-20");
+    shorter.push(("history_days", "30".into()));
+    run_set(&wh, &shorter, None, None).await.expect("rerun");
+    assert_eq!(rows(&wh, old).await, ["1,1.0,0.15"]);
+
+    // A rerun of a day replaces that day's partition and no other.
+    let other = wh.join("beacons/date=2023-11-15");
+    let before = partition_files(&other);
+    run_set(&wh, &day_run("2023-11-16"), None, None)
+        .await
+        .expect("rerun");
+    assert_eq!(partition_files(&other), before);
+    assert_eq!(
+        rows(
+            &wh,
+            "SELECT count(*) FROM beacons WHERE date = '2023-11-16'"
+        )
+        .await,
+        ["2"]
+    );
+
+    // An edited list rescores a stored day from its stored connections:
+    // the logs are not read (the input does not exist).
+    let rescore = vec![
+        ("date", "2023-11-16".to_string()),
+        ("input", dir.path().join("gone.log").display().to_string()),
+        ("never_score", "198.51.100.44/32".to_string()),
+    ];
+    run_set(&wh, &rescore, Some("beacon_scope"), Some("beacons"))
+        .await
+        .expect("rescore");
+    assert_eq!(
+        rows(&wh, "SELECT date, count(*) FROM beacons WHERE date IN ('2023-11-15', '2023-11-16') GROUP BY date ORDER BY date").await,
+        ["2023-11-15,1", "2023-11-16,1"]
+    );
+
+    // A run without a date would replace every day: refused.
+    let err = run_set(&wh, &day_run("2023-11-16")[1..], None, None)
+        .await
+        .expect_err("whole-table write over partitions")
+        .to_string();
+    assert!(err.contains("it holds partitions"), "{err}");
 }
