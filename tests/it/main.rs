@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod evaluation;
+mod explain;
 mod generate_tsv;
 mod pipeline;
 mod score;

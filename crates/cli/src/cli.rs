@@ -114,6 +114,10 @@ pub enum Command {
         /// Set unreadable rows aside instead of failing.
         #[arg(long)]
         reject_bad_rows: bool,
+        /// Add each score's K largest feature contributions (TreeSHAP, in
+        /// log-odds): columns `reasons`, `contribution_rest`, `base_value`.
+        #[arg(long, value_name = "K", default_value_t = 0)]
+        explain: usize,
     },
 }
 

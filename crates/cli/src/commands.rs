@@ -110,6 +110,7 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
             threshold,
             input_format,
             reject_bad_rows,
+            explain,
         } => {
             let opts = ScoreOptions {
                 model,
@@ -126,6 +127,7 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
                 } else {
                     OnBadRows::Fail
                 },
+                explain,
             };
             let s = zeekml_pipeline::score_files(&opts).await?;
             println!(

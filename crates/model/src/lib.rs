@@ -23,12 +23,12 @@ mod train;
 
 pub use error::{Error, Result};
 pub use forest::Forest;
-pub use reasons::{ReasonRows, Reasons, BASE_VALUE, CONTRIBUTION_REST, REASONS};
-pub use shap::{ExplainScratch, Explainer};
 pub use metrics_table::{evaluation_row, metrics_batch, MetricsRow, Unlabelled, EVALUATION_SIDE};
+pub use reasons::{ReasonRows, Reasons, BASE_VALUE, CONTRIBUTION_REST, REASONS};
 pub use saved::{
     FeatureSource, FeatureStage, ModelCard, SavedModel, Scorer, CARD_FILE, LIGHTGBM3_VERSION,
     MODEL_FILE,
 };
+pub use shap::{ExplainScratch, Explainer};
 pub use spec::{ClassWeight, LgbmParams, SplitKind, Threshold, ThresholdRule, TrainSpec};
 pub use train::{train_and_evaluate, TrainOutcome};

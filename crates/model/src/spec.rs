@@ -45,6 +45,10 @@ pub struct TrainSpec {
     /// LightGBM settings.
     #[serde(default)]
     pub params: LgbmParams,
+    /// Reasons in `scored`: each score's `explain` largest feature
+    /// contributions (TreeSHAP, in log-odds); 0 adds no reason columns.
+    #[serde(default)]
+    pub explain: usize,
 }
 
 /// How rows are divided into training and test sides.
@@ -392,6 +396,7 @@ impl TrainSpec {
             seed: default_seed(),
             threshold: Threshold::default(),
             params: LgbmParams::default(),
+            explain: 0,
         }
     }
 

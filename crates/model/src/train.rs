@@ -20,6 +20,7 @@ use crate::forest::Forest;
 use crate::hash;
 use crate::metrics;
 use crate::metrics_table::{metrics_batch, MetricsRow, Rates, MODEL_KIND};
+use crate::reasons::{ReasonRows, Reasons};
 use crate::saved::{FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK};
 use crate::spec::{ClassWeight, SplitKind, Threshold, ThresholdRule, TrainSpec};
 use crate::split::{self, SIDE_NAMES, TEST, TRAIN, VALID};
@@ -352,6 +353,21 @@ impl Ctx<'_, '_, '_> {
             .collect())
     }
 
+    /// Reasons behind the scores of every distinct feature vector (rows map
+    /// to them through `distinct.of_row`).
+    fn explain(&self, split: SplitKind, model_text: &str) -> Result<ReasonRows> {
+        let forest = Forest::parse_with_context(&self.split_context(split), model_text)?;
+        let mut reasons = Reasons::new(Arc::new(forest.explainer()?), self.spec.explain);
+        let mut rows = reasons.rows();
+        let mut buf = Vec::new();
+        for chunk in self.distinct.reps.chunks(PREDICT_CHUNK) {
+            self.features.gather_col_major(self.table, chunk, &mut buf);
+            let columns: Vec<&[f32]> = buf.chunks(chunk.len()).collect();
+            reasons.explain_columns(&columns, &mut rows)?;
+        }
+        Ok(rows)
+    }
+
     fn sides(
         &self,
         split: SplitKind,
@@ -592,6 +608,10 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             .save_string()
             .map_err(ctx.lgbm(split, "write the model text"))?;
         let scores = ctx.predict(split, &model_text)?;
+        let reasons = match spec.explain {
+            0 => None,
+            _ => Some(ctx.explain(split, &model_text)?),
+        };
         let (vs, vl) = side_rows(VALID, &sides, &labels, &scores);
         let threshold = choose_threshold(spec, split, (&vs, &vl))?;
         let row = evaluate(
@@ -667,6 +687,11 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             });
         }
         drop(fitted);
+        let reasons = reasons.as_ref().map(|r| Explained {
+            rows: r,
+            of_row: &distinct.of_row,
+            feature_names: &feature_names,
+        });
         scored.extend(scored_batches(
             spec,
             split,
@@ -674,6 +699,7 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             &keys,
             &label_arrays,
             (&sides, &scores, threshold),
+            reasons,
         )?);
         metric_rows.push(row);
     }
@@ -757,6 +783,13 @@ fn scored_schema(input: &RecordBatch, keys: &[&String]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// Reasons of distinct feature vectors and the vector of each row.
+struct Explained<'a> {
+    rows: &'a ReasonRows,
+    of_row: &'a [u32],
+    feature_names: &'a [String],
+}
+
 fn scored_batches(
     spec: &TrainSpec,
     split: SplitKind,
@@ -764,6 +797,7 @@ fn scored_batches(
     keys: &[&String],
     labels: &[ArrayRef],
     (sides, scores, threshold): (&[u8], &[f64], f64),
+    reasons: Option<Explained<'_>>,
 ) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::with_capacity(input.len());
     let side_names: ArrayRef = Arc::new(StringArray::from(SIDE_NAMES.to_vec()));
@@ -789,6 +823,18 @@ fn scored_batches(
         columns.push(Arc::new(BooleanArray::from_iter(
             s.iter().map(|&v| Some(v >= threshold)),
         )));
+        let schema = match &reasons {
+            None => schema,
+            Some(r) => {
+                let vectors = r.of_row[from..to].iter().map(|&v| v as usize);
+                let mut fields = schema.fields().to_vec();
+                for (field, column) in r.rows.columns(r.feature_names, vectors) {
+                    fields.push(field);
+                    columns.push(column);
+                }
+                Arc::new(Schema::new(fields))
+            }
+        };
         out.push(
             RecordBatch::try_new(schema, columns).map_err(|source| Error::Arrow {
                 context: spec.context(),

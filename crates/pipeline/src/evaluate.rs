@@ -126,7 +126,7 @@ async fn evaluate_one(
         rejects_table: String::new(),
         partition: None,
     };
-    score::score_input(&ctx, model, &ingest_spec, model.card.threshold, file).await?;
+    score::score_input(&ctx, model, &ingest_spec, model.card.threshold, 0, file).await?;
     let rows = scores_and_labels(&ctx, file, spec.dedup, exclude).await?;
     let mut row = zeekml_model::evaluation_row(
         &spec.name,

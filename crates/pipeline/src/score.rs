@@ -11,7 +11,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
@@ -22,7 +22,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use zeekml_model::{SavedModel, Scorer};
+use zeekml_model::{Reasons, SavedModel, Scorer};
 
 use crate::config::{IngestSpec, InputFormat, OnBadRows, Pipeline, ScoreSpec};
 use crate::error::{Error, Result};
@@ -65,6 +65,9 @@ pub struct ScoreOptions {
     pub threshold: Option<f64>,
     /// Policy for unreadable rows.
     pub on_bad_rows: OnBadRows,
+    /// Reasons per row: the `explain` largest feature contributions
+    /// (TreeSHAP); 0 writes no reason columns.
+    pub explain: usize,
 }
 
 /// What a scoring run produced.
@@ -102,7 +105,8 @@ pub async fn score_files(opts: &ScoreOptions) -> Result<ScoreSummary> {
         rejects_table: "rejects".into(),
         partition: None,
     };
-    let (summary, stats) = score_input(&ctx, &model, &spec, threshold, &opts.out).await?;
+    let (summary, stats) =
+        score_input(&ctx, &model, &spec, threshold, opts.explain, &opts.out).await?;
     for r in stats.rejects.iter().take(5) {
         tracing::warn!(file = %r.file, line = r.line, reason = %r.reason, "row rejected");
     }
@@ -116,6 +120,7 @@ pub(crate) async fn score_input(
     model: &SavedModel,
     spec: &IngestSpec,
     threshold: f64,
+    explain: usize,
     out: &Path,
 ) -> Result<(Summary, ingest::ReadStats)> {
     let read = ingest::read_input(ctx, spec, &spec.input).await?;
@@ -126,6 +131,7 @@ pub(crate) async fn score_input(
         schema,
         input.map_err(Error::from).boxed(),
         threshold,
+        explain,
         out,
     )
     .await;
@@ -133,27 +139,37 @@ pub(crate) async fn score_input(
 }
 
 /// Scores a stream of canonical connections into the Parquet file `out`
-/// (written aside, then renamed), in input order.
+/// (written aside, then renamed), in input order, with `explain` reasons
+/// per row.
 async fn score_stream(
     model: &SavedModel,
     input_schema: SchemaRef,
     input: BoxStream<'static, Result<RecordBatch>>,
     threshold: f64,
+    explain: usize,
     out: &Path,
 ) -> Result<Summary> {
     let started = std::time::Instant::now();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let scorer = Arc::new(model.scorer()?.with_threads(1));
+    let explainer = match explain {
+        0 => None,
+        _ => Some(Arc::new(scorer.explainer()?)),
+    };
     let mut plans = Vec::with_capacity(workers);
     for _ in 0..workers {
-        plans.push(FeaturePlan::new(model, Arc::clone(&input_schema)).await?);
+        let mut plan = FeaturePlan::new(model, Arc::clone(&input_schema)).await?;
+        plan.reasons = explainer
+            .as_ref()
+            .map(|e| Reasons::new(Arc::clone(e), explain));
+        plans.push(plan);
     }
-    let schema = output_schema(&plans[0].schema, threshold)?;
+    let schema = output_schema(&plans[0], threshold)?;
 
     let (out_tx, mut out_rx) = mpsc::channel::<Result<(u64, RecordBatch)>>(workers * 2);
     let mut tasks = JoinSet::new();
     let mut work = Vec::with_capacity(workers);
-    for plan in plans {
+    for mut plan in plans {
         let (tx, mut rx) = mpsc::channel::<(u64, RecordBatch)>(1);
         work.push(tx);
         let (out_tx, scorer) = (out_tx.clone(), Arc::clone(&scorer));
@@ -231,6 +247,9 @@ struct FeaturePlan {
     plan: Arc<dyn ExecutionPlan>,
     task: Arc<TaskContext>,
     schema: SchemaRef,
+    /// This worker's explanation buffers, when reasons are asked for.
+    reasons: Option<Reasons>,
+    feature_names: Vec<String>,
 }
 
 impl FeaturePlan {
@@ -247,12 +266,14 @@ impl FeaturePlan {
             plan,
             task: ctx.task_ctx(),
             schema,
+            reasons: None,
+            feature_names: model.card.feature_names.clone(),
         })
     }
 
     /// Features of `batch`, scored: the output columns of [`output_batch`].
     async fn score(
-        &self,
+        &mut self,
         batch: RecordBatch,
         scorer: &Scorer,
         threshold: f64,
@@ -268,8 +289,13 @@ impl FeaturePlan {
                 features.num_rows()
             ))));
         }
-        let scores = scorer.score(std::slice::from_ref(&features))?;
-        output_batch(&features, scores, threshold)
+        let input = std::slice::from_ref(&features);
+        let Some(reasons) = self.reasons.as_mut() else {
+            return output_batch(&features, scorer.score(input)?, threshold, Vec::new());
+        };
+        let (scores, explained) = scorer.score_with_reasons(input, reasons)?;
+        let columns = explained.columns(&self.feature_names, 0..explained.len());
+        output_batch(&features, scores, threshold, columns)
     }
 }
 
@@ -319,18 +345,29 @@ async fn replay_stages(
     })
 }
 
-/// The output schema for frames of `features`' schema.
-fn output_schema(features: &SchemaRef, threshold: f64) -> Result<SchemaRef> {
+/// The output schema of `plan`'s batches.
+fn output_schema(plan: &FeaturePlan, threshold: f64) -> Result<SchemaRef> {
+    let reasons = match &plan.reasons {
+        Some(r) => r.rows().columns(&plan.feature_names, 0..0),
+        None => Vec::new(),
+    };
     Ok(output_batch(
-        &RecordBatch::new_empty(Arc::clone(features)),
+        &RecordBatch::new_empty(Arc::clone(&plan.schema)),
         Vec::new(),
         threshold,
+        reasons,
     )?
     .schema())
 }
 
-/// Context columns, `score` and `flag` for every scored row.
-fn output_batch(batch: &RecordBatch, scores: Vec<f64>, threshold: f64) -> Result<RecordBatch> {
+/// Context columns, `score`, `flag` and the reason columns (if any) for
+/// every scored row.
+fn output_batch(
+    batch: &RecordBatch,
+    scores: Vec<f64>,
+    threshold: f64,
+    reasons: Vec<(FieldRef, ArrayRef)>,
+) -> Result<RecordBatch> {
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for name in CONTEXT {
@@ -344,6 +381,10 @@ fn output_batch(batch: &RecordBatch, scores: Vec<f64>, threshold: f64) -> Result
     fields.push(Field::new("flag", DataType::Boolean, false));
     columns.push(Arc::new(Float64Array::from(scores)));
     columns.push(Arc::new(flags));
+    for (field, column) in reasons {
+        fields.push(field.as_ref().clone());
+        columns.push(column);
+    }
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new(fields)),
         columns,
@@ -428,6 +469,7 @@ pub(crate) async fn run_score_stage(
         input_schema,
         stream,
         threshold,
+        0,
         &staging.join("part-00000.parquet"),
     )
     .await;
