@@ -30,4 +30,4 @@ SELECT c.uid, c.ts, floor(c.ts) AS sec, c.src_ip, c.dest_ip, c.dest_port, c.prot
        CASE WHEN p.day_start IS NOT NULL THEN CAST(p.day_start AS DOUBLE)
             WHEN p.window_seconds > 0 THEN floor(c.ts / p.window_seconds) * p.window_seconds
             ELSE o.t0 END AS window_start
-FROM conns c CROSS JOIN params p CROSS JOIN origin o
+FROM params p CROSS JOIN origin o CROSS JOIN conns c

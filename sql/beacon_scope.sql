@@ -10,8 +10,7 @@ WITH params AS (
     SELECT
         CAST($group_by_port AS BOOLEAN)            AS group_by_port,
         CAST($min_timestamps AS BIGINT)            AS min_timestamps,
-        CAST($long_connection_seconds AS DOUBLE)   AS long_connection_seconds,
-        to_unixtime(CAST(nullif(CAST($date AS VARCHAR), '') AS DATE)) AS day_start
+        CAST($long_connection_seconds AS DOUBLE)   AS long_connection_seconds
 ),
 base AS (
     SELECT b.uid, b.ts, b.sec, b.src_ip, b.dest_ip, b.dest_port, b.protocol,
@@ -24,8 +23,11 @@ base AS (
                OR coalesce(ip_in_cidrs(b.dest_ip, CAST($always_report AS VARCHAR)), false) AS listed,
            CASE WHEN p.group_by_port THEN b.dest_port END AS key_port,
            CASE WHEN p.group_by_port THEN b.protocol END AS key_protocol
-    FROM beacon_conns b CROSS JOIN params p
-    WHERE p.day_start IS NULL OR b.window_start = p.day_start
+    FROM params p CROSS JOIN beacon_conns b
+    -- The day as a literal condition, which the planner folds away when
+    -- $date is empty.
+    WHERE CAST($date AS VARCHAR) = ''
+       OR b.window_start = to_unixtime(CAST(nullif(CAST($date AS VARCHAR), '') AS DATE))
 ),
 keyed AS (
     SELECT b.*,
@@ -37,7 +39,7 @@ keyed AS (
 -- Pairs `beacons` lists: enough distinct timestamps, long, or listed.
 eligible AS (
     SELECT k.pair_id
-    FROM keyed k CROSS JOIN params p
+    FROM params p CROSS JOIN keyed k
     WHERE k.keep
     GROUP BY k.pair_id, p.min_timestamps, p.long_connection_seconds
     HAVING count(DISTINCT k.sec) >= p.min_timestamps

@@ -86,7 +86,6 @@ WITH params AS (
         CAST($first_seen_new_days AS DOUBLE)       AS first_seen_new_days,
         CAST($first_seen_old_days AS DOUBLE)       AS first_seen_old_days,
         CAST($first_seen_modifier AS DOUBLE)       AS first_seen_modifier,
-        to_unixtime(CAST(nullif(CAST($date AS VARCHAR), '') AS DATE)) AS day_start,
         string_to_array(CAST($standard_ports AS VARCHAR), ',') AS standard_ports,
         CAST($uid_sample AS BIGINT)                AS uid_sample
 ),
@@ -132,7 +131,8 @@ first_seen AS (
     FROM beacon_dests d
     JOIN beacon_dests h ON d.dest_ip = h.dest_ip
     CROSS JOIN params p
-    WHERE (p.day_start IS NULL OR d.window_start = p.day_start)
+    WHERE (CAST($date AS VARCHAR) = ''
+           OR d.window_start = to_unixtime(CAST(nullif(CAST($date AS VARCHAR), '') AS DATE)))
       AND h.window_start <= d.window_start AND h.window_start > d.window_start - p.history_seconds
     GROUP BY d.window_start, d.dest_ip
 ),
@@ -311,7 +311,9 @@ scored AS (
                 ELSE 0.0 END AS first_seen_modifier,
            CASE WHEN s.uncommon_port THEN p.uncommon_port_modifier ELSE 0.0 END AS uncommon_port_modifier,
            CASE WHEN s.long_connection THEN p.long_connection_modifier ELSE 0.0 END AS long_connection_modifier
-    FROM subscores s CROSS JOIN params p
+    -- The one-row side first: DataFusion builds a cross join's left side in
+    -- memory and emits one batch per left row when the left side is large.
+    FROM params p CROSS JOIN subscores s
 )
 SELECT
     src_ip, dest_ip, key_port AS dest_port, key_protocol AS protocol, window_start,
