@@ -25,6 +25,12 @@ pub struct PipelineFile {
     /// Other data the deployed model is evaluated on after training.
     #[serde(default)]
     pub evaluations: Vec<EvaluationSpec>,
+    /// Memory the SQL stages' operators may hold (`"2GB"`, `"512MiB"`;
+    /// units are powers of 1024; `${param}` is substituted). Sorts,
+    /// aggregates and window functions spill to disk beyond it; unset: no
+    /// limit.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
 }
 
 /// One `[[evaluations]]` entry: an input that the deployed model of a
@@ -290,6 +296,20 @@ impl Pipeline {
         })
     }
 
+    /// The `memory_limit` setting in bytes, if set.
+    pub fn memory_limit(&self) -> Result<Option<usize>> {
+        let Some(text) = &self.file.memory_limit else {
+            return Ok(None);
+        };
+        let text = self.substitute(text)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        parse_bytes(&text)
+            .map(Some)
+            .map_err(|m| self.invalid(format!("memory_limit '{text}': {m}")))
+    }
+
     /// Directory that relative paths in the pipeline file are resolved from.
     pub fn base_dir(&self) -> PathBuf {
         self.path
@@ -338,6 +358,32 @@ impl Pipeline {
                 self.invalid(format!("no stage '{name}' (stages: {})", names.join(", ")))
             })
     }
+}
+
+/// A byte count such as `2GB`, `1.5GiB`, `512M` or `1048576` (units are
+/// powers of 1024, with or without `B`/`iB`).
+pub fn parse_bytes(text: &str) -> std::result::Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| "expected a number with an optional unit, e.g. 2GB".to_string())?;
+    let power = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 1,
+        "M" | "MB" | "MIB" => 2,
+        "G" | "GB" | "GIB" => 3,
+        "T" | "TB" | "TIB" => 4,
+        other => return Err(format!("unknown unit '{other}' (use K, M, G or T)")),
+    };
+    let bytes = value * 1024f64.powi(power);
+    if !(1.0..=usize::MAX as f64).contains(&bytes) {
+        return Err("must be at least one byte".into());
+    }
+    Ok(bytes as usize)
 }
 
 /// A list file of address blocks as one comma-separated parameter value:
@@ -508,6 +554,20 @@ sql = "../sql/clean.sql"
         let text = SAMPLE.replace("format = \"csv\"", "format = \"csv\"\nfromat = 1");
         let err = Pipeline::parse(Path::new("p.toml"), &text, &[]).expect_err("typo");
         assert!(err.to_string().contains("fromat"), "{err}");
+    }
+
+    #[test]
+    fn byte_counts_parse_with_binary_units() {
+        assert_eq!(parse_bytes("2GB"), Ok(2 << 30));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("512 M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(
+            parse_bytes("2 PB"),
+            Err("unknown unit 'PB' (use K, M, G or T)".into())
+        );
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("0").is_err());
     }
 
     #[test]

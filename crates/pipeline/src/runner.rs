@@ -63,7 +63,7 @@ pub async fn run_pipeline(path: &Path, opts: &RunOptions) -> Result<RunRecord> {
     let pipeline = Pipeline::load(path, &opts.overrides)?;
     let selected = select_stages(&pipeline, opts)?;
     let wh = Warehouse::create(&opts.warehouse)?;
-    let ctx = session::new_context();
+    let ctx = session::context_with_memory_limit(pipeline.memory_limit()?)?;
     let started_at = manifest::now_rfc3339();
     let mut record = RunRecord {
         run_id: run_id(),

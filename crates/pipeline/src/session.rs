@@ -18,6 +18,38 @@ pub fn new_context() -> SessionContext {
     )
 }
 
+/// A session on every core whose operators hold at most `limit` bytes
+/// (spilling sorts, aggregates and windows to the OS temporary directory
+/// beyond it); no limit when `None`.
+pub fn context_with_memory_limit(
+    limit: Option<usize>,
+) -> datafusion::error::Result<SessionContext> {
+    let Some(limit) = limit else {
+        return Ok(new_context());
+    };
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_limit(limit, 1.0)
+        .build_arc()?;
+    let partitions = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    // Each sort holds back this much for its spill merge; the default
+    // 10 MB per sort would use up a small pool in a plan of many sorts.
+    let reservation = (limit / 256).min(10 << 20);
+    let config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_information_schema(true)
+        .with_sort_spill_reservation_bytes(reservation);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    register_functions(&ctx);
+    Ok(ctx)
+}
+
+fn register_functions(ctx: &SessionContext) {
+    ctx.register_udf(log1p_udf());
+    ctx.register_udf(crate::net::ip_in_cidrs_udf());
+}
+
 /// A session that plans for `partitions` partitions, with zeekml's functions
 /// registered. With 1, a plan runs on the task that polls it: for callers
 /// that run several plans side by side themselves.
@@ -26,8 +58,7 @@ pub fn context_with_partitions(partitions: usize) -> SessionContext {
         .with_target_partitions(partitions.max(1))
         .with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
-    ctx.register_udf(log1p_udf());
-    ctx.register_udf(crate::net::ip_in_cidrs_udf());
+    register_functions(&ctx);
     ctx
 }
 

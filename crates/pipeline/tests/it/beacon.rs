@@ -614,3 +614,39 @@ async fn scheduled_days_write_their_own_partitions() {
         .to_string();
     assert!(err.contains("it holds partitions"), "{err}");
 }
+
+/// `memory_limit` bounds the SQL stages' memory pool without changing a
+/// result; a setting that is not a size stops the run before any stage.
+#[tokio::test]
+async fn a_memory_limit_leaves_the_scores_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let free = dir.path().join("free");
+    run(Path::new(NJRAT), &free).await;
+    let bounded = dir.path().join("bounded");
+    let input = ("input", NJRAT.to_string());
+    run_set(
+        &bounded,
+        &[input.clone(), ("memory_limit", "64MB".into())],
+        None,
+        None,
+    )
+    .await
+    .expect("runs within 64 MB");
+    // Sums of durations are rounded: parallel sums add in any order.
+    let all = "SELECT * EXCEPT (uids, total_duration), round(total_duration, 6), \
+               array_to_string(uids, ' ') AS uids FROM beacons ORDER BY src_ip, dest_ip";
+    assert_eq!(rows(&free, all).await, rows(&bounded, all).await);
+    let err = run_set(
+        &bounded,
+        &[input, ("memory_limit", "lots".into())],
+        None,
+        None,
+    )
+    .await
+    .expect_err("not a size")
+    .to_string();
+    assert!(
+        err.contains("memory_limit 'lots': expected a number with an optional unit, e.g. 2GB"),
+        "{err}"
+    );
+}
