@@ -7,6 +7,7 @@ mod evaluation;
 mod explain;
 mod generate_tsv;
 mod pipeline;
+mod report;
 mod score;
 
 use std::path::{Path, PathBuf};

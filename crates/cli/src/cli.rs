@@ -119,6 +119,16 @@ pub enum Command {
         #[arg(long, value_name = "K", default_value_t = 0)]
         explain: usize,
     },
+    /// Write one self-contained HTML report (inline SVG charts) of what the
+    /// warehouse holds: model, data, runs, beacons, hosts, alerts.
+    Report {
+        /// Warehouse directory.
+        #[arg(long, default_value = "warehouse", env = "ZEEKML_WAREHOUSE")]
+        warehouse: PathBuf,
+        /// Output HTML file.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use zeekml_pipeline::{InputFormat, OnBadRows, OutputFormat, RunOptions, ScoreOptions};
+use zeekml_report::SectionStatus;
 
 use crate::cli::{Command, Format, GenerateFormat, GenerateProfile, InputKind};
 
@@ -141,6 +142,17 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
             for (src, n) in &s.top_sources {
                 println!("  top source {src}: {n} flagged");
             }
+        }
+        Command::Report { warehouse, out } => {
+            let report = zeekml_report::write(&warehouse, &out).await?;
+            for s in &report.sections {
+                match &s.status {
+                    SectionStatus::Drawn { charts } => println!("{:<8} {charts} charts", s.id),
+                    SectionStatus::Missing { note } => println!("{:<8} left out: {note}", s.id),
+                    SectionStatus::Failed { error } => println!("{:<8} failed: {error}", s.id),
+                }
+            }
+            println!("wrote {} ({} bytes)", out.display(), report.html.len());
         }
     }
     Ok(())
