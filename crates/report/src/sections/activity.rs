@@ -170,7 +170,7 @@ pub(crate) async fn beacons(source: &Source) -> Result<Outcome> {
         "ts, ds, hist, dur: RITA's timestamp, data-size, histogram and duration scores; score: their weighted sum; threat: with the threat modifiers.",
     );
     if source.has("beacon_conns") {
-        bins(source, &mut body).await?;
+        bins(source, &mut body, &names).await?;
     } else {
         body.note("No `beacon_conns` table: no connection histograms.");
     }
@@ -183,7 +183,8 @@ pub(crate) async fn beacons(source: &Source) -> Result<Outcome> {
     Ok(Outcome::Drawn(body))
 }
 
-async fn bins(source: &Source, body: &mut Body) -> Result<()> {
+/// Connection histograms of the top pairs, in the order of `top`.
+async fn bins(source: &Source, body: &mut Body, top: &[String]) -> Result<()> {
     let rows = query::run(&source.ctx, &query::BEACON_BINS, vec![]).await?;
     let src = rows.strings("src_ip")?;
     let dest = rows.strings("dest_ip")?;
@@ -206,7 +207,10 @@ async fn bins(source: &Source, body: &mut Body) -> Result<()> {
         }
     }
     let categories: Vec<String> = (0..24).map(|h| h.to_string()).collect();
-    for (name, (span, counts)) in pairs {
+    for name in top {
+        let Some((span, counts)) = pairs.remove(name) else {
+            continue;
+        };
         let width = span / 24.0;
         let unit = if width >= 3000.0 {
             format!("{:.1} h", width / 3600.0)
@@ -215,7 +219,7 @@ async fn bins(source: &Source, body: &mut Body) -> Result<()> {
         };
         body.chart(
             plot::bars(&plot::Bars {
-                title: &name,
+                title: name,
                 value_desc: "connections",
                 categories: &categories,
                 groups: &[("connections".to_string(), counts.to_vec())],
