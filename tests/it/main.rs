@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod bad_input;
+mod concurrency;
 mod evaluation;
 mod explain;
 mod generate_tsv;

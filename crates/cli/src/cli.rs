@@ -77,6 +77,15 @@ pub enum Command {
         /// Stop after this stage.
         #[arg(long)]
         to: Option<String>,
+        /// When another run is writing the warehouse, wait up to this many
+        /// seconds for it to end (default: stop at once, naming it).
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 0,
+            env = "ZEEKML_WAIT_FOR_LOCK"
+        )]
+        wait_for_lock: u64,
     },
     /// Query warehouse tables with SQL (read-only).
     Sql {

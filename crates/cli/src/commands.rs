@@ -60,12 +60,14 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
             only,
             from,
             to,
+            wait_for_lock,
         } => {
             let opts = RunOptions {
                 overrides: set,
                 only,
                 from,
                 to,
+                lock_wait: std::time::Duration::from_secs(wait_for_lock),
                 ..RunOptions::new(warehouse)
             };
             let record = zeekml_pipeline::run_pipeline(&pipeline, &opts).await?;

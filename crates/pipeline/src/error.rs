@@ -91,6 +91,19 @@ pub enum Error {
         /// The warehouse root.
         warehouse: PathBuf,
     },
+    /// Another run holds the warehouse's write lock.
+    #[error(
+        "warehouse {warehouse} is being written by {holder}{}; run again when it ends, or wait for it with --wait-for-lock SECONDS",
+        if waited.is_zero() { String::new() } else { format!(" (waited {} s)", waited.as_secs()) }
+    )]
+    Locked {
+        /// The warehouse root.
+        warehouse: PathBuf,
+        /// The run holding it, as its lock file describes it.
+        holder: String,
+        /// How long this run waited.
+        waited: std::time::Duration,
+    },
     /// A write whose layout (whole table or `column=value` partitions)
     /// differs from the table's: mixing the two would make it unreadable.
     #[error("table {table}: {message}")]

@@ -32,6 +32,9 @@ pub struct RunOptions {
     pub to: Option<String>,
     /// Show a spinner per stage (only drawn on a terminal).
     pub progress: bool,
+    /// How long to wait for another run writing the same warehouse
+    /// (zero: stop at once with who holds it).
+    pub lock_wait: Duration,
 }
 
 impl RunOptions {
@@ -44,6 +47,7 @@ impl RunOptions {
             from: None,
             to: None,
             progress: true,
+            lock_wait: Duration::ZERO,
         }
     }
 }
@@ -62,11 +66,13 @@ pub(crate) struct StageOutcome {
 pub async fn run_pipeline(path: &Path, opts: &RunOptions) -> Result<RunRecord> {
     let pipeline = Pipeline::load(path, &opts.overrides)?;
     let selected = select_stages(&pipeline, opts)?;
-    let wh = Warehouse::create(&opts.warehouse)?;
     let ctx = session::context_with_memory_limit(pipeline.memory_limit()?)?;
+    let id = run_id();
+    // Held until the run ends, however it ends.
+    let (wh, _lock) = Warehouse::create_locked(&opts.warehouse, &id, opts.lock_wait)?;
     let started_at = manifest::now_rfc3339();
     let mut record = RunRecord {
-        run_id: run_id(),
+        run_id: id,
         pipeline: pipeline.file.name.clone(),
         pipeline_file: pipeline.path.display().to_string(),
         params: serde_json::to_string(&pipeline.file.params)?,

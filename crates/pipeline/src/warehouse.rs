@@ -36,13 +36,31 @@ pub struct Warehouse {
 }
 
 impl Warehouse {
-    /// Opens (and creates if needed) a warehouse for writing.
+    /// Opens (and creates if needed) a warehouse for writing by this
+    /// process alone; see [`Warehouse::create_locked`] for a run.
     pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
         let root = absolute(root.into());
         std::fs::create_dir_all(&root).map_err(io(&root))?;
         let wh = Warehouse { root };
         wh.recover()?;
         Ok(wh)
+    }
+
+    /// Opens (and creates if needed) a warehouse for writing by run
+    /// `run_id`, holding its lock (waiting up to `wait` for another run):
+    /// the leftovers of killed writers are cleared only under the lock, so
+    /// a second run never removes the first one's staged tables.
+    pub fn create_locked(
+        root: impl Into<PathBuf>,
+        run_id: &str,
+        wait: std::time::Duration,
+    ) -> Result<(Self, crate::lock::WarehouseLock)> {
+        let root = absolute(root.into());
+        std::fs::create_dir_all(&root).map_err(io(&root))?;
+        let lock = crate::lock::WarehouseLock::acquire(&root, run_id, wait)?;
+        let wh = Warehouse { root };
+        wh.recover()?;
+        Ok((wh, lock))
     }
 
     /// Opens an existing warehouse for reading.
