@@ -23,8 +23,13 @@ use std::num::NonZeroUsize;
 use crate::error::Result;
 use crate::forest::{zeroed, Forest, Missing};
 
-/// Contributions one scratch caches at most, over all trees (16 MiB).
-const CACHE_VALUES: usize = 1 << 21;
+/// Contributions one scratch caches at most, over all trees (32 MiB).
+const CACHE_VALUES: usize = 1 << 22;
+
+/// Rows explained together: a tree runs over the whole block with its
+/// pattern table in cache, instead of every tree's table being visited for
+/// each row in turn.
+const BLOCK_ROWS: usize = 16384;
 
 /// Sentinel feature of the path's root element (LightGBM's -1).
 const NO_FEATURE: u32 = u32::MAX;
@@ -76,14 +81,20 @@ pub struct Explainer {
     log_odds_per_raw: f64,
 }
 
-/// Per-thread buffers of an [`Explainer`]: the path, the row's slot values,
+/// Per-thread buffers of an [`Explainer`]: the path, a block's slot values,
 /// one tree's contributions and the decision-pattern caches. Allocated once;
 /// explaining a row allocates only when a cache learns a new pattern.
 #[derive(Debug)]
 pub struct ExplainScratch {
     path: Vec<PathElement>,
+    /// Slot values of a block of rows, slot-major: slot `s` of row `r` is
+    /// `slots[s * BLOCK_ROWS + r]`.
     slots: Vec<f32>,
     local: Vec<f64>,
+    /// Each row's decision pattern in the current tree ...
+    patterns: Vec<u64>,
+    /// ... and where its contributions are cached (`u32::MAX`: not yet).
+    found: Vec<u32>,
     caches: Vec<PatternCache>,
     cached_values: usize,
 }
@@ -237,8 +248,10 @@ impl Explainer {
         let local_len = self.trees.iter().map(|t| t.features.len()).max();
         ExplainScratch {
             path: vec![PathElement::default(); path_len],
-            slots: vec![0.0; self.slots.len()],
+            slots: vec![0.0; self.slots.len() * BLOCK_ROWS],
             local: vec![0.0; local_len.unwrap_or(0)],
+            patterns: vec![0; BLOCK_ROWS],
+            found: vec![0; BLOCK_ROWS],
             caches: (0..self.trees.len())
                 .map(|_| PatternCache::default())
                 .collect(),
@@ -249,12 +262,12 @@ impl Explainer {
     /// Contributions of one row to its raw score, one per feature, written
     /// to `out` (cleared). Values are read as [`Forest::raw_row`] reads them.
     pub fn explain_row(&self, row: &[f32], scratch: &mut ExplainScratch, out: &mut Vec<f64>) {
-        for (v, &(f, m)) in scratch.slots.iter_mut().zip(&self.slots) {
-            *v = m.apply(row.get(f).copied().map_or(0.0, zeroed));
+        for (column, &(f, m)) in scratch.slots.chunks_exact_mut(BLOCK_ROWS).zip(&self.slots) {
+            column[0] = m.apply(row.get(f).copied().map_or(0.0, zeroed));
         }
         out.clear();
         out.resize(self.num_features(), 0.0);
-        self.explain_slots(scratch, out);
+        self.explain_block(scratch, 1, out);
     }
 
     /// Contributions of every row of column-major input (one column per
@@ -342,22 +355,31 @@ impl Explainer {
         if nf == 0 {
             return;
         }
-        for (r, phi) in out.chunks_exact_mut(nf).enumerate() {
-            let row = first + r;
-            for (v, &(f, m)) in scratch.slots.iter_mut().zip(&self.slots) {
-                *v = m.apply(zeroed(columns[f][row]));
+        for (b, phi) in out.chunks_mut(BLOCK_ROWS * nf).enumerate() {
+            let start = first + b * BLOCK_ROWS;
+            let rows = phi.len() / nf;
+            for (dst, &(f, m)) in scratch.slots.chunks_exact_mut(BLOCK_ROWS).zip(&self.slots) {
+                let src = &columns[f][start..start + rows];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = m.apply(zeroed(v));
+                }
             }
-            self.explain_slots(scratch, phi);
+            self.explain_block(scratch, rows, phi);
         }
     }
 
-    /// Adds every tree's contributions, for the slot values in `scratch`,
-    /// to `phi` (zeroed, one per feature), in tree order.
-    fn explain_slots(&self, scratch: &mut ExplainScratch, phi: &mut [f64]) {
+    /// Adds every tree's contributions to `phi` (zeroed, `num_features()`
+    /// a row) for the first `rows` rows of the slot block in `scratch`.
+    /// Each row receives the trees in tree order, as a row-by-row walk adds
+    /// them, so blocks change no bit of the result.
+    fn explain_block(&self, scratch: &mut ExplainScratch, rows: usize, phi: &mut [f64]) {
+        let width = self.num_features();
         let ExplainScratch {
             path,
             slots,
             local,
+            patterns,
+            found,
             caches,
             cached_values,
         } = scratch;
@@ -367,28 +389,51 @@ impl Explainer {
                 continue;
             }
             let local = &mut local[..nf];
-            let goes_left = |n: &ShapNode| slots[n.slot as usize] <= n.threshold;
             if t.nodes.len() > 64 {
-                local.fill(0.0);
-                t.shap(&|i| goes_left(&t.nodes[i]), local, path);
-                add(phi, &t.features, local);
+                for (r, phi) in phi.chunks_exact_mut(width).enumerate() {
+                    let goes_left = |i: usize| {
+                        let n = &t.nodes[i];
+                        slots[n.slot as usize * BLOCK_ROWS + r] <= n.threshold
+                    };
+                    local.fill(0.0);
+                    t.shap(&goes_left, local, path);
+                    add(phi, &t.features, local);
+                }
                 continue;
             }
-            let mut pattern = 0u64;
+            let patterns = &mut patterns[..rows];
+            patterns.fill(0);
             for (i, n) in t.nodes.iter().enumerate() {
-                pattern |= u64::from(goes_left(n)) << i;
+                let column = &slots[n.slot as usize * BLOCK_ROWS..][..rows];
+                for (p, &v) in patterns.iter_mut().zip(column) {
+                    *p |= u64::from(v <= n.threshold) << i;
+                }
             }
-            if let Some(&at) = cache.at.get(&pattern) {
-                add(phi, &t.features, &cache.values[at as usize..][..nf]);
-                continue;
+            // All lookups first, then all sums: independent lookups overlap
+            // their cache misses.
+            let found = &mut found[..rows];
+            for (f, p) in found.iter_mut().zip(patterns.iter()) {
+                *f = cache.at.get(p).copied().unwrap_or(u32::MAX);
             }
-            local.fill(0.0);
-            t.shap(&|i| (pattern >> i) & 1 != 0, local, path);
-            add(phi, &t.features, local);
-            if *cached_values + nf <= CACHE_VALUES {
-                cache.at.insert(pattern, cache.values.len() as u32);
-                cache.values.extend_from_slice(local);
-                *cached_values += nf;
+            let rows_phi = phi.chunks_exact_mut(width);
+            for ((&pattern, &at), phi) in patterns.iter().zip(found.iter()).zip(rows_phi) {
+                // A pattern met earlier in this block is cached by now.
+                let at = match at {
+                    u32::MAX => cache.at.get(&pattern).copied(),
+                    at => Some(at),
+                };
+                if let Some(at) = at {
+                    add(phi, &t.features, &cache.values[at as usize..][..nf]);
+                    continue;
+                }
+                local.fill(0.0);
+                t.shap(&|i| (pattern >> i) & 1 != 0, local, path);
+                add(phi, &t.features, local);
+                if *cached_values + nf <= CACHE_VALUES {
+                    cache.at.insert(pattern, cache.values.len() as u32);
+                    cache.values.extend_from_slice(local);
+                    *cached_values += nf;
+                }
             }
         }
     }
