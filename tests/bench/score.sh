@@ -5,6 +5,7 @@
 # CSV rows), then times `zeekml score` and prints rows, wall seconds, rows/s
 # and peak RSS.
 #   bash tests/bench/score.sh [ROWS]        (needs: bash tests/setup.sh)
+#   EXPLAIN=3 bash tests/bench/score.sh     (with the 3 largest reasons per row)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rows=${1:-2000000}
@@ -38,7 +39,8 @@ rm -f "$work/scored.parquet"
 timing=$(mktemp)
 trap 'rm -f "$timing"' EXIT
 out=$(/usr/bin/time -o "$timing" -f "%e %M" \
-    $bin --log warn score --model "$model" --input "$work/zeek" --out "$work/scored.parquet")
+    $bin --log warn score --model "$model" --input "$work/zeek" --out "$work/scored.parquet" \
+        ${EXPLAIN:+--explain "$EXPLAIN"})
 echo "$out"
 scored=$(sed -n 's/^scored \([0-9]*\) connections.*/\1/p' <<<"$out")
 read -r wall rss_kib <"$timing"
