@@ -91,6 +91,16 @@ pub enum Error {
         /// The warehouse root.
         warehouse: PathBuf,
     },
+    /// A warehouse given as an object store URL.
+    #[error(
+        "warehouse {url}: {scheme}:// warehouses are not supported yet; give a local directory (inputs may be {scheme}:// URLs)"
+    )]
+    RemoteWarehouse {
+        /// The URL given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
     /// Another run holds the warehouse's write lock.
     #[error(
         "warehouse {warehouse} is being written by {holder}{}; run again when it ends, or wait for it with --wait-for-lock SECONDS",

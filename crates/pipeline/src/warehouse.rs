@@ -39,7 +39,7 @@ impl Warehouse {
     /// Opens (and creates if needed) a warehouse for writing by this
     /// process alone; see [`Warehouse::create_locked`] for a run.
     pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = absolute(root.into());
+        let root = local_root(root.into())?;
         std::fs::create_dir_all(&root).map_err(io(&root))?;
         let wh = Warehouse { root };
         wh.recover()?;
@@ -55,7 +55,7 @@ impl Warehouse {
         run_id: &str,
         wait: std::time::Duration,
     ) -> Result<(Self, crate::lock::WarehouseLock)> {
-        let root = absolute(root.into());
+        let root = local_root(root.into())?;
         std::fs::create_dir_all(&root).map_err(io(&root))?;
         let lock = crate::lock::WarehouseLock::acquire(&root, run_id, wait)?;
         let wh = Warehouse { root };
@@ -65,7 +65,7 @@ impl Warehouse {
 
     /// Opens an existing warehouse for reading.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = absolute(root.into());
+        let root = local_root(root.into())?;
         if !root.is_dir() {
             return Err(Error::Io {
                 path: root,
@@ -451,6 +451,19 @@ fn partition_columns(dir: &Path) -> Result<Vec<String>> {
             None => return Ok(columns),
         }
     }
+}
+
+/// The warehouse root as an absolute local path. An object store URL is
+/// refused rather than taken as a relative directory named `s3:`.
+fn local_root(path: PathBuf) -> Result<PathBuf> {
+    let text = path.to_string_lossy();
+    if let Some((scheme, _)) = text.split_once("://") {
+        return Err(Error::RemoteWarehouse {
+            url: text.to_string(),
+            scheme: scheme.to_string(),
+        });
+    }
+    Ok(absolute(path))
 }
 
 fn absolute(path: PathBuf) -> PathBuf {
