@@ -22,8 +22,8 @@ pub mod warehouse;
 
 pub use config::{InputFormat, OnBadRows, Pipeline};
 pub use error::{Error, Result};
+pub use lock::WarehouseLock;
 pub use query::{query, render, OutputFormat};
 pub use runner::{run_pipeline, RunOptions};
 pub use score::{score_files, ScoreOptions, ScoreSummary};
-pub use lock::WarehouseLock;
 pub use warehouse::Warehouse;
