@@ -1,12 +1,12 @@
 //! Reasons behind scores: `zeekml score --explain K` and `explain = K` in
-//! the `lightgbm` stage.
+//! the `lightgbm` and `score` stages.
 
 use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::{Array, AsArray, Float64Array, RecordBatch};
 use datafusion::arrow::datatypes::Float64Type;
 
-use crate::{generate, sql, uwf_pipeline, zeekml};
+use crate::{generate, repo, scalar, sql, uwf_pipeline, zeekml};
 
 /// Trains the default pipeline with `explain = 3` in its `lightgbm` stage
 /// on a small generated set; returns the warehouse.
@@ -200,4 +200,102 @@ fn score_explain_gives_sorted_reasons_that_add_up_to_each_score() {
     let row = csv.lines().nth(1).expect("one row");
     assert!(row.starts_with("\"[{feature: "), "{csv}");
     assert!(row.contains("contribution: "), "{csv}");
+}
+
+/// The scores in `batches`, as bits.
+fn score_bits(batches: &[RecordBatch]) -> Vec<u64> {
+    batches
+        .iter()
+        .flat_map(|b| f64s(b, "score").values().iter().map(|s| s.to_bits()))
+        .collect()
+}
+
+/// Every Parquet file of a table partition, in file name order.
+fn read_partition(dir: &Path) -> Vec<RecordBatch> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no Parquet files in {}", dir.display());
+    files.iter().flat_map(|p| read_parquet(p)).collect()
+}
+
+#[test]
+fn score_stage_explain_writes_reasons_that_add_up_into_alerts() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wh = trained_with_reasons(tmp.path());
+    let features = card_features(&wh.join("models/uwf_recon"));
+    let logs = tmp.path().join("logs");
+    zeekml()
+        .args([
+            "generate", "--format", "zeek-tsv", "--rows", "20000", "--seed", "11", "--out",
+        ])
+        .arg(logs.join("2024-05-03"))
+        .assert()
+        .success();
+    let run = |pipeline: &Path| {
+        zeekml()
+            .arg("run")
+            .arg(pipeline)
+            .arg("--set")
+            .arg(format!("logs={}", logs.display()))
+            .args([
+                "--set",
+                "date=2024-05-03",
+                "--set",
+                "pattern=*",
+                "--warehouse",
+            ])
+            .arg(&wh)
+            .assert()
+            .success();
+        read_partition(&wh.join("alerts/date=2024-05-03"))
+    };
+
+    // As shipped (`explain = 0`): no reason columns.
+    let shipped = repo().join("pipelines/zeek_score.toml");
+    let plain = run(&shipped);
+    let names: Vec<String> = plain[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "reasons" || n == "contribution_rest" || n == "base_value"),
+        "{names:?}"
+    );
+
+    // `explain = 3` in the score stage: every row of the partition has three
+    // reasons adding up to the logit of its score, and the same scores.
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    assert!(
+        text.contains("\nexplain = 0\n"),
+        "the score stage's explain line moved"
+    );
+    let explained_pipeline = tmp.path().join("zeek_score.toml");
+    std::fs::write(
+        &explained_pipeline,
+        text.replace("\nexplain = 0\n", "\nexplain = 3\n"),
+    )
+    .unwrap();
+    let explained = run(&explained_pipeline);
+    let (scores, bases) = check_reasons(&explained, 3, &features);
+    assert_eq!(scores.len(), 20_000);
+    assert!(bases.iter().all(|&b| b == bases[0]), "{:?}", &bases[..3]);
+    assert!(
+        score_bits(&plain) == score_bits(&explained),
+        "explain changed the scores"
+    );
+    assert_eq!(
+        scalar(
+            &wh,
+            "SELECT count(*) FROM alerts WHERE date = '2024-05-03' AND cardinality(reasons) = 3"
+        ),
+        "20000"
+    );
 }

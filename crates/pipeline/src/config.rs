@@ -218,6 +218,12 @@ pub struct ScoreSpec {
     /// Decision threshold; the model card's when absent.
     #[serde(default)]
     pub threshold: Option<f64>,
+    /// Reasons per row, as `zeekml score --explain K`: the `explain`
+    /// largest TreeSHAP contributions in `reasons`, with
+    /// `contribution_rest` and `base_value`; 0 (the default) writes no
+    /// reason columns.
+    #[serde(default)]
+    pub explain: usize,
     /// Optional partition the result is written into.
     #[serde(default)]
     pub partition: Option<PartitionSpec>,

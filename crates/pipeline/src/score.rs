@@ -469,7 +469,7 @@ pub(crate) async fn run_score_stage(
         input_schema,
         stream,
         threshold,
-        0,
+        spec.explain,
         &staging.join("part-00000.parquet"),
     )
     .await;
