@@ -7,6 +7,18 @@ use std::time::{Duration, Instant};
 
 use crate::{generate, repo, scalar, uwf_pipeline, zeekml};
 
+/// `zeekml run PIPELINE --set input=DATA --warehouse WH`.
+fn run_cmd(pipeline: &Path, data: &Path, wh: &Path) -> assert_cmd::Command {
+    let mut cmd = zeekml();
+    cmd.arg("run")
+        .arg(pipeline)
+        .arg("--set")
+        .arg(format!("input={}", data.display()))
+        .arg("--warehouse")
+        .arg(wh);
+    cmd
+}
+
 /// `zeekml run PIPELINE` on `data` into `wh` as a child process.
 fn spawn_run(pipeline: &Path, data: &Path, wh: &Path) -> Child {
     Process::new(assert_cmd::cargo::cargo_bin("zeekml"))
@@ -47,15 +59,7 @@ fn a_second_run_stops_naming_the_first_or_waits_for_it() {
 
     let mut first = spawn_run(&pipeline, &data, &wh);
     wait_for_holder(&wh);
-    let out = zeekml()
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--set")
-        .arg(format!("input={}", data.display()))
-        .arg("--warehouse")
-        .arg(&wh)
-        .output()
-        .expect("second run");
+    let out = run_cmd(&pipeline, &data, &wh).output().expect("second run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
@@ -68,13 +72,7 @@ fn a_second_run_stops_naming_the_first_or_waits_for_it() {
     // Waiting instead: both runs complete, one after the other.
     let mut first = spawn_run(&pipeline, &data, &wh);
     wait_for_holder(&wh);
-    zeekml()
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--set")
-        .arg(format!("input={}", data.display()))
-        .arg("--warehouse")
-        .arg(&wh)
+    run_cmd(&pipeline, &data, &wh)
         .args(["--wait-for-lock", "300"])
         .assert()
         .success();
@@ -96,15 +94,7 @@ fn a_killed_run_leaves_no_lock_and_its_tables_readable() {
     let wh = tmp.path().join("wh");
     generate(&data, 30_000, 4);
     let pipeline = uwf_pipeline(tmp.path(), Some("{ rule = \"best_f1\" }"), "");
-    zeekml()
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--set")
-        .arg(format!("input={}", data.display()))
-        .arg("--warehouse")
-        .arg(&wh)
-        .assert()
-        .success();
+    run_cmd(&pipeline, &data, &wh).assert().success();
 
     let mut victim = spawn_run(&pipeline, &data, &wh);
     wait_for_holder(&wh);
@@ -113,15 +103,7 @@ fn a_killed_run_leaves_no_lock_and_its_tables_readable() {
     // The earlier run's tables are whole.
     assert_eq!(scalar(&wh, "SELECT count(*) FROM features"), "30000");
 
-    let out = zeekml()
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--set")
-        .arg(format!("input={}", data.display()))
-        .arg("--warehouse")
-        .arg(&wh)
-        .output()
-        .expect("rerun");
+    let out = run_cmd(&pipeline, &data, &wh).output().expect("rerun");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(

@@ -11,11 +11,19 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// A session with every core in use and zeekml's functions registered.
 pub fn new_context() -> SessionContext {
-    context_with_partitions(
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
-    )
+    context_with_partitions(cores())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+fn config(partitions: usize) -> SessionConfig {
+    SessionConfig::new()
+        .with_target_partitions(partitions.max(1))
+        .with_information_schema(true)
 }
 
 /// A session on every core whose operators hold at most `limit` bytes
@@ -30,16 +38,10 @@ pub fn context_with_memory_limit(
     let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_limit(limit, 1.0)
         .build_arc()?;
-    let partitions = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
     // Each sort holds back this much for its spill merge; the default
     // 10 MB per sort would use up a small pool in a plan of many sorts.
     let reservation = (limit / 256).min(10 << 20);
-    let config = SessionConfig::new()
-        .with_target_partitions(partitions)
-        .with_information_schema(true)
-        .with_sort_spill_reservation_bytes(reservation);
+    let config = config(cores()).with_sort_spill_reservation_bytes(reservation);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     register_functions(&ctx);
     Ok(ctx)
@@ -54,10 +56,7 @@ fn register_functions(ctx: &SessionContext) {
 /// registered. With 1, a plan runs on the task that polls it: for callers
 /// that run several plans side by side themselves.
 pub fn context_with_partitions(partitions: usize) -> SessionContext {
-    let config = SessionConfig::new()
-        .with_target_partitions(partitions.max(1))
-        .with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = SessionContext::new_with_config(config(partitions));
     register_functions(&ctx);
     ctx
 }

@@ -39,9 +39,9 @@ impl Warehouse {
     /// Opens (and creates if needed) a warehouse for writing by this
     /// process alone; see [`Warehouse::create_locked`] for a run.
     pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = local_root(root.into())?;
-        std::fs::create_dir_all(&root).map_err(io(&root))?;
-        let wh = Warehouse { root };
+        let wh = Warehouse {
+            root: created_root(root.into())?,
+        };
         wh.recover()?;
         Ok(wh)
     }
@@ -55,8 +55,7 @@ impl Warehouse {
         run_id: &str,
         wait: std::time::Duration,
     ) -> Result<(Self, crate::lock::WarehouseLock)> {
-        let root = local_root(root.into())?;
-        std::fs::create_dir_all(&root).map_err(io(&root))?;
+        let root = created_root(root.into())?;
         let lock = crate::lock::WarehouseLock::acquire(&root, run_id, wait)?;
         let wh = Warehouse { root };
         wh.recover()?;
@@ -397,13 +396,6 @@ fn check_layout(staging: &Path, target: &Path) -> Result<()> {
                 .any(|e| e.path().extension().is_some_and(|x| x == "parquet"))
         })
     };
-    let has_partitions = |dir: &Path| {
-        std::fs::read_dir(dir).is_ok_and(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.path().is_dir() && is_partition(&e.path()))
-        })
-    };
     if is_partition(target) {
         if let Some(table) = target.parent().filter(|t| has_files(t)) {
             return Err(Error::MixedLayout {
@@ -415,7 +407,7 @@ fn check_layout(staging: &Path, target: &Path) -> Result<()> {
                 ),
             });
         }
-    } else if has_files(staging) && has_partitions(target) {
+    } else if has_files(staging) && target.is_dir() && !partition_columns(target)?.is_empty() {
         return Err(Error::MixedLayout {
             table: target.to_path_buf(),
             message: "it holds partitions, which a whole-table write would replace; \
@@ -464,6 +456,13 @@ fn local_root(path: PathBuf) -> Result<PathBuf> {
         });
     }
     Ok(absolute(path))
+}
+
+/// [`local_root`], created if missing.
+fn created_root(path: PathBuf) -> Result<PathBuf> {
+    let root = local_root(path)?;
+    std::fs::create_dir_all(&root).map_err(io(&root))?;
+    Ok(root)
 }
 
 fn absolute(path: PathBuf) -> PathBuf {
