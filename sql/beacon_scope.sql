@@ -43,7 +43,8 @@ eligible AS (
     WHERE k.keep
     GROUP BY k.pair_id, p.min_timestamps, p.long_connection_seconds
     HAVING count(DISTINCT k.sec) >= p.min_timestamps
-        OR coalesce(sum(k.duration), 0) >= p.long_connection_seconds
+        -- Whole microseconds, as beacons sums them: the same on every run.
+        OR coalesce(sum(CAST(round(k.duration * 1e6) AS BIGINT)) / 1e6, 0) >= p.long_connection_seconds
         OR bool_or(k.listed)
 )
 SELECT k.uid, k.ts, k.sec, k.src_ip, k.dest_ip, k.dest_port, k.protocol,

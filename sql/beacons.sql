@@ -114,7 +114,9 @@ pairs AS (
            max(c.ts)                       AS last_seen,
            min(c.sec)                      AS first_sec,
            max(c.sec)                      AS last_sec,
-           sum(c.duration)                 AS total_duration,
+           -- Summed in whole microseconds (Zeek's precision): a float sum's
+           -- last digits depend on the order parallel scans deliver rows.
+           sum(CAST(round(c.duration * 1e6) AS BIGINT)) / 1e6 AS total_duration,
            sum(c.orig_ip_bytes)            AS total_orig_ip_bytes,
            array_sort(array_agg(DISTINCT c.dest_port)) AS ports,
            array_sort(array_agg(DISTINCT c.protocol))  AS protocols,
