@@ -10,20 +10,24 @@
 //!
 //! The algorithm reads a row only through the way it goes at each split, so
 //! a tree's contributions are a function of the row's split decisions. Each
-//! scratch keeps, per tree of up to 64 splits, the contributions of every
-//! decision pattern it has met: traffic repeats a small number of patterns
-//! per tree, so most rows cost one bitmask and one table lookup per tree
-//! instead of a path walk over every leaf. Cached values are the very
-//! doubles the walk computes, so results do not depend on what was cached.
+//! explainer keeps, per tree of up to 64 splits, the contributions of every
+//! decision pattern its threads have met: traffic repeats a small number of
+//! patterns per tree, so most rows cost one bitmask and one table lookup
+//! per tree instead of a path walk over every leaf. The threads share the
+//! tables, so a pattern is walked once, not once per thread. Cached values
+//! are the very doubles the walk computes, so results do not depend on
+//! what was cached or by which thread.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::error::Result;
 use crate::forest::{zeroed, Forest, Missing};
 
-/// Contributions one scratch caches at most, over all trees (32 MiB).
+/// Contributions an explainer caches at most, over all trees (32 MiB).
 const CACHE_VALUES: usize = 1 << 22;
 
 /// Rows explained together: a tree runs over the whole block with its
@@ -79,11 +83,23 @@ pub struct Explainer {
     trees: Vec<ShapTree>,
     base_value: f64,
     log_odds_per_raw: f64,
+    /// Shared by every scratch (and clone) of this explainer.
+    patterns: Arc<SharedPatterns>,
+}
+
+/// Each tree's contributions by decision pattern, filled by every thread
+/// that explains with the explainer.
+#[derive(Debug, Default)]
+struct SharedPatterns {
+    trees: Vec<RwLock<PatternCache>>,
+    /// Values held over all trees, at most `CACHE_VALUES`.
+    values: AtomicUsize,
 }
 
 /// Per-thread buffers of an [`Explainer`]: the path, a block's slot values,
-/// one tree's contributions and the decision-pattern caches. Allocated once;
-/// explaining a row allocates only when a cache learns a new pattern.
+/// one tree's contributions and the patterns a block is the first to meet.
+/// Allocated once; explaining a row allocates only when a block meets a
+/// new pattern.
 #[derive(Debug)]
 pub struct ExplainScratch {
     path: Vec<PathElement>,
@@ -95,8 +111,11 @@ pub struct ExplainScratch {
     patterns: Vec<u64>,
     /// ... and where its contributions are cached (`u32::MAX`: not yet).
     found: Vec<u32>,
-    caches: Vec<PatternCache>,
-    cached_values: usize,
+    /// Patterns of the current tree that its shared table did not know
+    /// when the block was looked up, and their contributions.
+    fresh: PatternCache,
+    /// Rows of the block with such a pattern.
+    missed: Vec<u32>,
 }
 
 /// Contributions of one tree by decision pattern (bit `i`: the row goes
@@ -214,6 +233,10 @@ impl Forest {
             trees,
             base_value,
             log_odds_per_raw: self.log_odds_per_raw(),
+            patterns: Arc::new(SharedPatterns {
+                trees: (0..self.trees.len()).map(|_| RwLock::default()).collect(),
+                values: AtomicUsize::new(0),
+            }),
         })
     }
 }
@@ -252,10 +275,8 @@ impl Explainer {
             local: vec![0.0; local_len.unwrap_or(0)],
             patterns: vec![0; BLOCK_ROWS],
             found: vec![0; BLOCK_ROWS],
-            caches: (0..self.trees.len())
-                .map(|_| PatternCache::default())
-                .collect(),
-            cached_values: 0,
+            fresh: PatternCache::default(),
+            missed: Vec::with_capacity(BLOCK_ROWS),
         }
     }
 
@@ -380,10 +401,10 @@ impl Explainer {
             local,
             patterns,
             found,
-            caches,
-            cached_values,
+            fresh,
+            missed,
         } = scratch;
-        for (t, cache) in self.trees.iter().zip(caches.iter_mut()) {
+        for (t, shared) in self.trees.iter().zip(&self.patterns.trees) {
             let nf = t.features.len();
             if nf == 0 {
                 continue;
@@ -412,28 +433,58 @@ impl Explainer {
             // All lookups first, then all sums: independent lookups overlap
             // their cache misses.
             let found = &mut found[..rows];
-            for (f, p) in found.iter_mut().zip(patterns.iter()) {
-                *f = cache.at.get(p).copied().unwrap_or(u32::MAX);
+            missed.clear();
+            {
+                let cache = shared.read().unwrap_or_else(PoisonError::into_inner);
+                for (f, p) in found.iter_mut().zip(patterns.iter()) {
+                    *f = cache.at.get(p).copied().unwrap_or(u32::MAX);
+                }
+                let rows_phi = phi.chunks_exact_mut(width);
+                for (r, (&at, phi)) in found.iter().zip(rows_phi).enumerate() {
+                    match at {
+                        u32::MAX => missed.push(r as u32),
+                        at => add(phi, &t.features, &cache.values[at as usize..][..nf]),
+                    }
+                }
             }
-            let rows_phi = phi.chunks_exact_mut(width);
-            for ((&pattern, &at), phi) in patterns.iter().zip(found.iter()).zip(rows_phi) {
-                // A pattern met earlier in this block is cached by now.
-                let at = match at {
-                    u32::MAX => cache.at.get(&pattern).copied(),
-                    at => Some(at),
+            if missed.is_empty() {
+                continue;
+            }
+            // New patterns: each walked once in this block, ...
+            fresh.at.clear();
+            fresh.values.clear();
+            for &r in missed.iter() {
+                let pattern = patterns[r as usize];
+                let at = match fresh.at.get(&pattern) {
+                    Some(&at) => at,
+                    None => {
+                        local.fill(0.0);
+                        t.shap(&|i| (pattern >> i) & 1 != 0, local, path);
+                        let at = fresh.values.len() as u32;
+                        fresh.values.extend_from_slice(local);
+                        fresh.at.insert(pattern, at);
+                        at
+                    }
                 };
-                if let Some(at) = at {
-                    add(phi, &t.features, &cache.values[at as usize..][..nf]);
+                let phi = &mut phi[r as usize * width..][..width];
+                add(phi, &t.features, &fresh.values[at as usize..][..nf]);
+            }
+            // ... then shared, while the cache has room (the threads may
+            // overshoot it together by a block's patterns).
+            let mut cache = shared.write().unwrap_or_else(PoisonError::into_inner);
+            for (&pattern, &at) in &fresh.at {
+                if self.patterns.values.load(Ordering::Relaxed) + nf > CACHE_VALUES {
+                    break;
+                }
+                if cache.at.contains_key(&pattern) {
                     continue;
                 }
-                local.fill(0.0);
-                t.shap(&|i| (pattern >> i) & 1 != 0, local, path);
-                add(phi, &t.features, local);
-                if *cached_values + nf <= CACHE_VALUES {
-                    cache.at.insert(pattern, cache.values.len() as u32);
-                    cache.values.extend_from_slice(local);
-                    *cached_values += nf;
-                }
+                let to = cache.values.len() as u32;
+                cache
+                    .values
+                    .extend_from_slice(&fresh.values[at as usize..][..nf]);
+                cache.at.insert(pattern, to);
+                self.patterns.values.fetch_add(nf, Ordering::Relaxed);
             }
         }
     }
