@@ -15,6 +15,15 @@ pub(crate) fn add(h: u64, v: u64) -> u64 {
     (h.rotate_left(5) ^ v).wrapping_mul(K)
 }
 
+/// A second running hash, independent of [`add`] (another multiplier and a
+/// xor-shift per step) and, like it, a bijection of `v` for a fixed running
+/// hash: the two together key a row by 128 bits.
+#[inline]
+pub(crate) fn add2(h: u64, v: u64) -> u64 {
+    let x = (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
 /// Murmur3's 64-bit finaliser: spreads every input bit over the output, so
 /// the result can be ranked as a uniform random number.
 #[inline]

@@ -3,11 +3,47 @@
 //! Scores and labels are paired by position; a length mismatch makes the
 //! curve metrics return `None` and the confusion counts use the shorter length.
 
-/// Indices of `scores` by descending score; ties stay together.
-fn descending(scores: &[f64]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_unstable_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    idx
+/// The rows holding one score: the summed weights of its positives and of
+/// its negatives.
+#[derive(Debug, Clone, Copy)]
+struct Tie {
+    score: f64,
+    positives: f64,
+    negatives: f64,
+}
+
+/// Distinct scores, highest first, with their rows' weights. The (score,
+/// weight, label) triples are sorted in place rather than row indices by
+/// score: an index sort reads a score at random for every comparison, which
+/// on millions of rows makes the sort grow much faster than the rows.
+fn ties(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Vec<Tie> {
+    let mut rows: Vec<(f64, f64, bool)> = scores
+        .iter()
+        .zip(labels)
+        .enumerate()
+        .map(|(i, (&s, &l))| (s, weights.map_or(1.0, |w| w[i]), l))
+        .collect();
+    rows.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    let mut out: Vec<Tie> = Vec::new();
+    for (score, w, label) in rows {
+        let tie = match out.last_mut() {
+            Some(t) if t.score == score => t,
+            _ => {
+                out.push(Tie {
+                    score,
+                    positives: 0.0,
+                    negatives: 0.0,
+                });
+                out.last_mut().expect("just pushed")
+            }
+        };
+        if label {
+            tie.positives += w;
+        } else {
+            tie.negatives += w;
+        }
+    }
+    out
 }
 
 /// Walks thresholds from the highest score down, calling `step(tp, fp)` with
@@ -21,19 +57,11 @@ fn walk(
     if labels.len() != scores.len() || weights.is_some_and(|w| w.len() != scores.len()) {
         return None;
     }
-    let idx = descending(scores);
     let (mut tp, mut fp) = (0.0, 0.0);
-    for (k, &i) in idx.iter().enumerate() {
-        let w = weights.map_or(1.0, |w| w[i]);
-        if labels[i] {
-            tp += w;
-        } else {
-            fp += w;
-        }
-        let last_of_tie = idx.get(k + 1).is_none_or(|&j| scores[j] != scores[i]);
-        if last_of_tie {
-            step(tp, fp);
-        }
+    for t in ties(scores, labels, weights) {
+        tp += t.positives;
+        fp += t.negatives;
+        step(tp, fp);
     }
     Some((tp, fp))
 }
@@ -89,22 +117,16 @@ pub fn best_f1_threshold(scores: &[f64], labels: &[bool]) -> Option<(f64, f64)> 
     if positives == 0.0 || labels.len() != scores.len() {
         return None;
     }
-    let idx = descending(scores);
+    let ties = ties(scores, labels, None);
     let (mut tp, mut fp) = (0.0, 0.0);
     let mut best: Option<(f64, f64)> = None;
-    for (k, &i) in idx.iter().enumerate() {
-        if labels[i] {
-            tp += 1.0;
-        } else {
-            fp += 1.0;
-        }
-        let next = idx.get(k + 1).map(|&j| scores[j]);
-        if next == Some(scores[i]) {
-            continue;
-        }
+    for (k, t) in ties.iter().enumerate() {
+        tp += t.positives;
+        fp += t.negatives;
+        let next = ties.get(k + 1).map(|n| n.score);
         let f1 = 2.0 * tp / (tp + fp + positives);
         if best.is_none_or(|(_, b)| f1 > b) {
-            let cut = next.map_or(scores[i], |n| n + (scores[i] - n) / 2.0);
+            let cut = next.map_or(t.score, |n| n + (t.score - n) / 2.0);
             best = Some((cut, f1));
         }
     }
@@ -143,18 +165,10 @@ pub fn max_fpr_threshold(
     }
     // The tolerance keeps 1e-4 x 20,000 from rounding down to 1.
     let allowed = (max_fpr * negatives as f64 + 1e-9).floor() as u64;
-    let idx = descending(scores);
     let mut fp = 0u64;
     let mut kept: Option<(f64, u64)> = None;
-    let mut k = 0;
-    while k < idx.len() {
-        let s = scores[idx[k]];
-        let mut end = k;
-        let mut fp_here = 0u64;
-        while end < idx.len() && scores[idx[end]] == s {
-            fp_here += u64::from(!labels[idx[end]]);
-            end += 1;
-        }
+    for t in ties(scores, labels, None) {
+        let (s, fp_here) = (t.score, t.negatives as u64);
         if fp + fp_here > allowed {
             return match kept {
                 Some((lowest, fp)) => Ok((s + (lowest - s) / 2.0, fp as f64 / negatives as f64)),
@@ -167,7 +181,6 @@ pub fn max_fpr_threshold(
         }
         fp += fp_here;
         kept = Some((s, fp));
-        k = end;
     }
     // Every row fits in the budget: the lowest score is the threshold.
     let (lowest, fp) = kept.ok_or(FprCutError::NoNegatives)?;

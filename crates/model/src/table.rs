@@ -230,14 +230,6 @@ impl<'a> Num<'a> {
         }
     }
 
-    /// The value LightGBM sees: f32 (in training and scoring alike, which
-    /// halves the dense buffers; LightGBM bins every feature into at most
-    /// 255 bins anyway), NaN for null (LightGBM's missing value).
-    #[inline]
-    pub fn feature(&self, i: usize) -> f32 {
-        self.get(i).map_or(f32::NAN, |v| v as f32)
-    }
-
     /// Exact integer value at `i` for integer and boolean columns.
     fn get_int(&self, i: usize) -> Option<i128> {
         macro_rules! read {
@@ -309,14 +301,16 @@ impl<'a> Features<'a> {
         self.names.len()
     }
 
-    /// Checks that every value is finite or null and returns, per row, a
-    /// hash of the feature vector as the model sees it.
-    pub fn hash_rows(&self, table: &Table<'_>) -> Result<Vec<u64>> {
+    /// Checks that every value is finite or null and returns, per row, two
+    /// independent 64-bit hashes of the feature vector as the model sees it.
+    pub fn hash_rows(&self, table: &Table<'_>) -> Result<(Vec<u64>, Vec<u64>)> {
         let mut h = vec![0u64; table.rows()];
+        let mut h2 = vec![0u64; table.rows()];
         for (f, per_batch) in self.cols.iter().enumerate() {
             for (b, col) in per_batch.iter().enumerate() {
                 let start = table.start(b);
                 let out = &mut h[start..table.start(b + 1)];
+                let out2 = &mut h2[start..table.start(b + 1)];
                 let check = col.is_float();
                 let mut bad: Option<(usize, f64)> = None;
                 col.for_each((0..out.len()).map(|i| (i, i)), |i, v| {
@@ -331,6 +325,7 @@ impl<'a> Features<'a> {
                         }
                     };
                     out[i] = hash::add(out[i], bits);
+                    out2[i] = hash::add2(out2[i], bits);
                 });
                 if let Some((i, value)) = bad {
                     return Err(Error::NonFiniteFeature {
@@ -342,7 +337,7 @@ impl<'a> Features<'a> {
                 }
             }
         }
-        Ok(h)
+        Ok((h, h2))
     }
 
     /// Checks that every value is finite or null, naming the first that is
@@ -370,15 +365,6 @@ impl<'a> Features<'a> {
             }
         }
         Ok(())
-    }
-
-    /// Whether global rows `a` and `b` have the same feature vector.
-    pub fn rows_equal(&self, table: &Table<'_>, a: usize, b: usize) -> bool {
-        let (ba, ia) = table.locate(a);
-        let (bb, ib) = table.locate(b);
-        self.cols
-            .iter()
-            .all(|c| hash::f32_bits(c[ba].feature(ia)) == hash::f32_bits(c[bb].feature(ib)))
     }
 
     /// Row-major `rows.len() x features` buffer of the given global rows.

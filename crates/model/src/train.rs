@@ -57,38 +57,42 @@ struct Distinct {
     reps: Vec<u32>,
 }
 
-fn distinct(table: &Table<'_>, features: &Features<'_>, fhash: &[u64]) -> Distinct {
-    let mut pairs: Vec<(u64, u32)> = fhash
+/// Rows are the same vector when both 64-bit hashes agree. Comparing the
+/// values instead read two random rows of every feature column per repeated
+/// row, most of the preparation time at 20M rows; two distinct vectors of
+/// 20M share a 128-bit key with a probability of about 1e-24.
+fn distinct(fhash: &[u64], fhash2: &[u64]) -> Distinct {
+    let mut keys: Vec<(u64, u64, u32)> = fhash
         .iter()
+        .zip(fhash2)
         .enumerate()
-        .map(|(i, &h)| (h, i as u32))
+        .map(|(i, (&h, &h2))| (h, h2, i as u32))
         .collect();
-    pairs.sort_unstable();
-    let mut of_row = vec![0u32; pairs.len()];
+    keys.sort_unstable();
+    let mut of_row = vec![0u32; keys.len()];
     let mut reps: Vec<u32> = Vec::new();
-    // Vectors sharing the current hash; more than one only on a collision.
-    let mut run: Vec<u32> = Vec::new();
-    for k in 0..pairs.len() {
-        let (h, row) = pairs[k];
-        if k == 0 || pairs[k - 1].0 != h {
-            run.clear();
+    for k in 0..keys.len() {
+        let (h, h2, row) = keys[k];
+        if k == 0 || (keys[k - 1].0, keys[k - 1].1) != (h, h2) {
+            reps.push(row);
         }
-        let found = run
-            .iter()
-            .copied()
-            .find(|&id| features.rows_equal(table, reps[id as usize] as usize, row as usize));
-        let id = match found {
-            Some(id) => id,
-            None => {
-                reps.push(row);
-                let id = (reps.len() - 1) as u32;
-                run.push(id);
-                id
-            }
-        };
-        of_row[row as usize] = id;
+        of_row[row as usize] = (reps.len() - 1) as u32;
     }
     Distinct { of_row, reps }
+}
+
+/// The distinct vectors' representative rows in input order, with the
+/// vector of each: gathering them in this order reads every column
+/// forwards instead of at random.
+fn reps_in_row_order(distinct: &Distinct) -> Vec<(u32, u32)> {
+    let mut order: Vec<(u32, u32)> = distinct
+        .reps
+        .iter()
+        .enumerate()
+        .map(|(v, &r)| (r, v as u32))
+        .collect();
+    order.sort_unstable();
+    order
 }
 
 /// Rows of one side merged by (feature vector, label), with their counts.
@@ -337,13 +341,17 @@ impl Ctx<'_, '_, '_> {
     fn predict(&self, split: SplitKind, model_text: &str) -> Result<Vec<f64>> {
         let forest = Forest::parse_with_context(&self.split_context(split), model_text)?;
         let threads = self.spec.params.threads();
-        let mut per_vector = Vec::with_capacity(self.distinct.reps.len());
-        let (mut buf, mut out) = (Vec::new(), Vec::new());
-        for chunk in self.distinct.reps.chunks(PREDICT_CHUNK) {
-            self.features.gather_col_major(self.table, chunk, &mut buf);
+        let mut per_vector = vec![0.0; self.distinct.reps.len()];
+        let (mut rows, mut buf, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        for chunk in reps_in_row_order(self.distinct).chunks(PREDICT_CHUNK) {
+            rows.clear();
+            rows.extend(chunk.iter().map(|&(r, _)| r));
+            self.features.gather_col_major(self.table, &rows, &mut buf);
             let columns: Vec<&[f32]> = buf.chunks(chunk.len()).collect();
             forest.predict_columns_parallel(&columns, threads, &mut out)?;
-            per_vector.extend_from_slice(&out);
+            for (&(_, v), &score) in chunk.iter().zip(&out) {
+                per_vector[v as usize] = score;
+            }
         }
         Ok(self
             .distinct
@@ -540,7 +548,7 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
     let features = Features::resolve(&table, &feature_names)?;
     let labels = read_labels(&table, &spec.label)?;
     let started = Instant::now();
-    let fhash = features.hash_rows(&table)?;
+    let (fhash, fhash2) = features.hash_rows(&table)?;
     let keys: Vec<&String> = spec.keys.iter().filter(|k| table.has_column(k)).collect();
 
     // Row content: keys, label and features.
@@ -565,8 +573,8 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
     } else {
         None
     };
-    let distinct = distinct(&table, &features, &fhash);
-    drop(fhash);
+    let distinct = distinct(&fhash, &fhash2);
+    drop((fhash, fhash2));
     info!(
         rows = table.rows(),
         features = features.len(),
