@@ -24,6 +24,7 @@ df["label"] = (df["mitre_attack_tactics"] == "Reconnaissance").astype(int)
 df = pd.get_dummies(df, columns=["protocol", "conn_state", "service"], drop_first=True)
 features = ["duration", "orig_bytes", "resp_bytes", "orig_pkts", "resp_pkts", "src_port", "dest_port"]
 features += [c for c in df.columns if c.startswith(("protocol_", "conn_state_", "service_"))]
+print("features:", " ".join(features), file=sys.stderr)
 X = df[features].astype(np.float32)
 # LightGBM refuses JSON special characters in names ("service_smb,gssapi").
 X.columns = [re.sub(r"[^0-9A-Za-z_]", "_", c) for c in X.columns]
@@ -39,5 +40,5 @@ scores = model.predict_proba(X_test)[:, 1]
 t4 = time.perf_counter()
 auc = roc_auc_score(y_test, scores)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"peer rows={len(df)} read_csv={t1-t0:.2f}s prepare={t2-t1:.2f}s fit={t3-t2:.2f}s "
+print(f"peer rows={len(df)} features={len(features)} read_csv={t1-t0:.2f}s prepare={t2-t1:.2f}s fit={t3-t2:.2f}s "
       f"predict={t4-t3:.2f}s total={t4-t0:.2f}s peak_rss={peak:.0f}MiB roc_auc={auc:.6f}")

@@ -32,13 +32,16 @@ $bin --log warn sql --warehouse "$work/wh" \
     "SELECT split, rows, positives, round(roc_auc, 6) AS roc_auc, round(pr_auc, 6) AS pr_auc, round(precision, 4) AS precision, round(recall, 4) AS recall, round(f1, 4) AS f1, fpr, threshold_rule, best_iteration FROM metrics ORDER BY split"
 
 echo "== side by side: the peer's work (dropna, one random stratified split, 100 rounds)"
-if ! python3 -c "import pandas, lightgbm, sklearn" 2>/dev/null; then
-    python3 -m pip install -q pandas lightgbm scikit-learn
+# The peer's Python: PEER_PYTHON, else a venv made here on the first run.
+py=${PEER_PYTHON:-target/peer-venv/bin/python}
+if ! "$py" -c "import pandas, lightgbm, sklearn" 2>/dev/null; then
+    python3 -m venv target/peer-venv && py=target/peer-venv/bin/python
+    "$py" -m pip install -q pandas lightgbm scikit-learn
 fi
-/usr/bin/time -f "peer process: %e s wall, peak RSS %M KiB" python3 tests/bench/peer.py "$work/uwf" 100
-rm -rf "$work/wh_peer"
+/usr/bin/time -f "peer process: %e s wall, peak RSS %M KiB" "$py" tests/bench/peer.py "$work/uwf" 100
+rm -rf "$work/wh_notebook"
 /usr/bin/time -f "zeekml process: %e s wall, peak RSS %M KiB" \
-    $bin --log warn run tests/bench/peer_equivalent.toml --set input="$work/uwf" --warehouse "$work/wh_peer" >/dev/null
-report "$work/wh_peer"
-$bin --log warn sql --warehouse "$work/wh_peer" \
+    $bin --log warn run tests/bench/notebook.toml --set input="$work/uwf" --warehouse "$work/wh_notebook" >/dev/null
+report "$work/wh_notebook"
+$bin --log warn sql --warehouse "$work/wh_notebook" \
     "SELECT split, rows, round(roc_auc, 6) AS roc_auc FROM metrics"
