@@ -106,6 +106,17 @@ impl StageSpec {
         }
     }
 
+    /// The partition the stage writes, if any (a `lightgbm` stage writes
+    /// whole tables).
+    pub fn partition(&self) -> Option<&PartitionSpec> {
+        match self {
+            StageSpec::Ingest(s) => s.partition.as_ref(),
+            StageSpec::Sql(s) => s.partition.as_ref(),
+            StageSpec::Lightgbm(_) => None,
+            StageSpec::Score(s) => s.partition.as_ref(),
+        }
+    }
+
     /// The runner kind as written in the pipeline file.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -66,6 +66,11 @@ pub(crate) struct StageOutcome {
 pub async fn run_pipeline(path: &Path, opts: &RunOptions) -> Result<RunRecord> {
     let pipeline = Pipeline::load(path, &opts.overrides)?;
     let selected = select_stages(&pipeline, opts)?;
+    // Partition values are checked before any stage replaces a table.
+    for &i in &selected {
+        let stage = &pipeline.file.stages[i];
+        target_path(&pipeline, stage.name(), stage.partition())?;
+    }
     let ctx = session::context_with_memory_limit(pipeline.memory_limit()?)?;
     let id = run_id();
     // Held until the run ends, however it ends.
@@ -210,9 +215,68 @@ pub(crate) fn target_path(
                 "partition value '{value}' for {table} must be a plain name"
             )));
         }
+        if p.column == "date" && !is_calendar_date(&value) {
+            return Err(pipeline.invalid(format!(
+                "partition value '{value}' for {table}: a `date` partition takes a calendar \
+                 date, YYYY-MM-DD (e.g. --set date=2026-11-30)"
+            )));
+        }
         path.push(format!("{}={value}", p.column));
     }
     Ok(path)
+}
+
+/// `YYYY-MM-DD` naming a day of the Gregorian calendar: the SQL stages
+/// cast the `date` partition value to a DATE.
+fn is_calendar_date(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        let s = &v[r];
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_calendar_date;
+
+    #[test]
+    fn calendar_dates() {
+        for ok in ["2026-11-30", "2024-02-29", "2000-02-29", "1970-01-01"] {
+            assert!(is_calendar_date(ok), "{ok}");
+        }
+        for bad in [
+            "2017-13-45",
+            "2023-02-29",
+            "1900-02-29",
+            "2026-04-31",
+            "2026-1-30",
+            "03/08/2017",
+            "2026-11-30T00",
+            "2026-00-10",
+            "+026-11-30",
+            "",
+        ] {
+            assert!(!is_calendar_date(bad), "{bad}");
+        }
+    }
 }
 
 async fn run_stage(

@@ -685,3 +685,20 @@ async fn a_memory_limit_leaves_the_scores_unchanged() {
         "{err}"
     );
 }
+
+/// A day that is not a date stops the run before any table is written.
+#[tokio::test]
+async fn a_date_that_is_no_day_is_refused_up_front() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wh = dir.path().join("wh");
+    let day = [("input", NJRAT.to_string()), ("date", "2017-02-29".into())];
+    let err = run_set(&wh, &day, None, None)
+        .await
+        .expect_err("not a day")
+        .to_string();
+    assert!(
+        err.contains("partition value '2017-02-29' for beacon_conns") && err.contains("YYYY-MM-DD"),
+        "{err}"
+    );
+    assert!(!wh.join("raw").exists() && !wh.join("clean").exists());
+}
