@@ -253,32 +253,6 @@ fn is_calendar_date(v: &str) -> bool {
     (1..=days).contains(&d)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_calendar_date;
-
-    #[test]
-    fn calendar_dates() {
-        for ok in ["2026-11-30", "2024-02-29", "2000-02-29", "1970-01-01"] {
-            assert!(is_calendar_date(ok), "{ok}");
-        }
-        for bad in [
-            "2017-13-45",
-            "2023-02-29",
-            "1900-02-29",
-            "2026-04-31",
-            "2026-1-30",
-            "03/08/2017",
-            "2026-11-30T00",
-            "2026-00-10",
-            "+026-11-30",
-            "",
-        ] {
-            assert!(!is_calendar_date(bad), "{bad}");
-        }
-    }
-}
-
 async fn run_stage(
     ctx: &SessionContext,
     wh: &Warehouse,
@@ -412,4 +386,30 @@ pub(crate) fn sql_lineage(
         .filter(|s| needed.contains(s.name()))
         .filter_map(|s| by_name.get(s.name()).cloned())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_calendar_date;
+
+    #[test]
+    fn calendar_dates() {
+        for ok in ["2026-11-30", "2024-02-29", "2000-02-29", "1970-01-01"] {
+            assert!(is_calendar_date(ok), "{ok}");
+        }
+        for bad in [
+            "2017-13-45",
+            "2023-02-29",
+            "1900-02-29",
+            "2026-04-31",
+            "2026-1-30",
+            "03/08/2017",
+            "2026-11-30T00",
+            "2026-00-10",
+            "+026-11-30",
+            "",
+        ] {
+            assert!(!is_calendar_date(bad), "{bad}");
+        }
+    }
 }
