@@ -125,6 +125,12 @@ pub struct LgbmParams {
     pub class_weight: ClassWeight,
     /// Threads for LightGBM; 0 means one per core.
     pub num_threads: usize,
+    /// Train on a seeded draw of about this many rows of the training side,
+    /// the same share of each class, instead of all of them; validation and
+    /// test sides are unchanged. Bounds the training matrix and boosting
+    /// time on large inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_train_rows: Option<u64>,
     /// Any other LightGBM training parameter, passed through as written
     /// (e.g. `neg_bagging_fraction`, `use_quantized_grad`). Parameters that
     /// the fields above or zeekml itself control are refused here.
@@ -144,6 +150,7 @@ impl Default for LgbmParams {
             lambda_l2: 0.0,
             class_weight: ClassWeight::IsUnbalance,
             num_threads: 0,
+            max_train_rows: None,
             lightgbm: Default::default(),
         }
     }
@@ -503,6 +510,9 @@ impl TrainSpec {
                 "params.learning_rate",
                 format!("{} is not a positive number", p.learning_rate),
             );
+        }
+        if p.max_train_rows == Some(0) {
+            return bad("params.max_train_rows", "0 draws no training rows".into());
         }
         if !(0.0..1.0).contains(&p.valid_fraction) {
             return bad(

@@ -77,6 +77,48 @@ fn occurrences(content: &[u64]) -> Vec<u32> {
     occ
 }
 
+const SALT_DRAW: u64 = 0x0064_7261_77;
+
+/// `params.max_train_rows`: which training rows of `sides` are drawn, about
+/// `max_rows` of them, the same share of each class, ranked by content like
+/// the splits (so the draw does not depend on input order). `None` when the
+/// training side holds no more than `max_rows`.
+pub(crate) fn draw(
+    sides: &[u8],
+    content: &[u64],
+    labels: &[u8],
+    seed: u64,
+    max_rows: usize,
+) -> Option<Vec<bool>> {
+    let train = sides.iter().filter(|&&s| s == TRAIN).count();
+    if train <= max_rows {
+        return None;
+    }
+    let fraction = max_rows as f64 / train as f64;
+    let occ = occurrences(content);
+    let mut drawn = vec![false; sides.len()];
+    for class in [0u8, 1] {
+        let mut ranked: Vec<(u64, u64, u32)> = (0..content.len())
+            .filter(|&i| sides[i] == TRAIN && labels[i] == class)
+            .map(|i| {
+                (
+                    hash::rank(seed, SALT_DRAW, content[i], u64::from(occ[i])),
+                    content[i],
+                    i as u32,
+                )
+            })
+            .collect();
+        ranked.sort_unstable();
+        // At least one row of a class the side holds, so that a small
+        // sample never loses the positives.
+        let keep = share(ranked.len(), fraction).max(usize::from(!ranked.is_empty()));
+        for &(_, _, i) in &ranked[..keep] {
+            drawn[i as usize] = true;
+        }
+    }
+    Some(drawn)
+}
+
 /// The notebook's stratified random split: within each class, rows ranked
 /// by hash(seed, content, occurrence); the first `test_fraction` of each
 /// class is test (exact per class), then `valid_fraction` of the rest valid.

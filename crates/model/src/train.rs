@@ -104,11 +104,18 @@ struct Collapsed {
     class_rows: [usize; 2],
 }
 
-fn collapse(sides: &[u8], side: u8, labels: &[u8], distinct: &Distinct) -> Collapsed {
+/// `only`, when given, keeps just the rows it marks.
+fn collapse(
+    sides: &[u8],
+    side: u8,
+    labels: &[u8],
+    distinct: &Distinct,
+    only: Option<&[bool]>,
+) -> Collapsed {
     let mut counts = vec![0u32; distinct.reps.len() * 2];
     let mut class_rows = [0usize; 2];
     for (i, &s) in sides.iter().enumerate() {
-        if s == side {
+        if s == side && only.is_none_or(|o| o[i]) {
             counts[distinct.of_row[i] as usize * 2 + labels[i] as usize] += 1;
             class_rows[labels[i] as usize] += 1;
         }
@@ -236,6 +243,7 @@ struct Ctx<'s, 't, 'a> {
     table: &'t Table<'a>,
     features: &'t Features<'a>,
     labels: &'t [u8],
+    content: &'t [u64],
     distinct: &'t Distinct,
 }
 
@@ -285,7 +293,15 @@ impl Ctx<'_, '_, '_> {
 
     fn fit(&self, split: SplitKind, sides: &[u8], want_fingerprint: bool) -> Result<Fitted> {
         let started = Instant::now();
-        let train = collapse(sides, TRAIN, self.labels, self.distinct);
+        let drawn = self.spec.params.max_train_rows.and_then(|max| {
+            let max = usize::try_from(max).unwrap_or(usize::MAX);
+            split::draw(sides, self.content, self.labels, self.spec.seed, max)
+        });
+        let train = collapse(sides, TRAIN, self.labels, self.distinct, drawn.as_deref());
+        if drawn.is_some() {
+            let side = sides.iter().filter(|&&s| s == TRAIN).count();
+            info!(split = %split, drawn = train.rows, of = side, "drew the training rows");
+        }
         if train.rows == 0 {
             return Err(Error::EmptyTrainingSet {
                 context: self.table.context.clone(),
@@ -306,7 +322,7 @@ impl Ctx<'_, '_, '_> {
         let fingerprint = want_fingerprint.then(|| fingerprint(self.features, &m));
         let train_ds = self.dataset(split, &m, None)?;
         drop(m);
-        let valid = collapse(sides, VALID, self.labels, self.distinct);
+        let valid = collapse(sides, VALID, self.labels, self.distinct, None);
         let early = self.spec.params.early_stopping().filter(|_| valid.rows > 0);
         let valid_ds = match early {
             Some(_) => {
@@ -588,6 +604,7 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
         table: &table,
         features: &features,
         labels: &labels,
+        content: &content,
         distinct: &distinct,
     };
     let label_arrays: Vec<ArrayRef> = input

@@ -815,3 +815,46 @@ fn rss_mb() -> u64 {
 fn peak_rss_mb() -> u64 {
     status_mb("VmHWM:")
 }
+
+#[test]
+fn max_train_rows_draws_a_stratified_sample_whatever_the_row_order() {
+    let shape = Shape {
+        overlap: 0.2,
+        ..Shape::default()
+    };
+    let input = data::table(&shape);
+    let mut s = spec();
+    s.splits = vec![SplitKind::RandomStratified];
+    s.deploy_split = SplitKind::RandomStratified;
+    let all = train(&s, &input);
+    let full = metrics(&all)["random_stratified"].clone();
+    assert!(full["train_rows"] > 2000.0, "{full:?}");
+
+    s.params.max_train_rows = Some(1000);
+    let a = train(&s, &input);
+    let drawn = metrics(&a)["random_stratified"].clone();
+    // The same share of each class, rounded per class.
+    assert!((drawn["train_rows"] - 1000.0).abs() <= 1.0, "{drawn:?}");
+    // Validation and test sides are those of the full run.
+    for key in ["rows", "positives", "valid_rows"] {
+        assert_eq!(drawn[key], full[key], "{key}");
+    }
+    assert_ne!(a.deployed.model_text, all.deployed.model_text);
+
+    // The draw ranks rows by content, not by position.
+    let shuffled = data::shuffled(&input, 99, 777);
+    let b = train(&s, &shuffled);
+    assert_eq!(a.deployed.model_text, b.deployed.model_text);
+    assert_eq!(scored_rows(&a.scored), scored_rows(&b.scored));
+
+    // A limit above the training side draws every row.
+    s.params.max_train_rows = Some(1_000_000);
+    let c = train(&s, &input);
+    assert_eq!(c.deployed.model_text, all.deployed.model_text);
+
+    s.params.max_train_rows = Some(0);
+    let err = train_and_evaluate(&s, &input)
+        .expect_err("0 rows")
+        .to_string();
+    assert!(err.contains("params.max_train_rows"), "{err}");
+}
