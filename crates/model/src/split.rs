@@ -77,7 +77,7 @@ fn occurrences(content: &[u64]) -> Vec<u32> {
     occ
 }
 
-const SALT_DRAW: u64 = 0x0064_7261_77;
+const SALT_DRAW: u64 = 0x0000_6472_6177;
 
 /// `params.max_train_rows`: which training rows of `sides` are drawn, about
 /// `max_rows` of them, the same share of each class, ranked by content like
