@@ -139,15 +139,7 @@ columns = { label_text = "mitre_attack_tactics" }
 "#,
     );
     let wh = tmp.path().join("wh");
-    zeekml()
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--set")
-        .arg(format!("input={}", data.display()))
-        .arg("--warehouse")
-        .arg(&wh)
-        .assert()
-        .success();
+    crate::run_with_input(&pipeline, &data, &wh);
     assert_eq!(scalar(&wh, "SELECT count(*) FROM raw"), "2");
     let rejects = crate::sql(&wh, "SELECT line, reason FROM rejects ORDER BY line");
     assert!(

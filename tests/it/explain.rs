@@ -26,15 +26,7 @@ fn trained_with_reasons(dir: &Path) -> PathBuf {
         text.replace(stage, &format!("{stage}explain = 3\n")),
     )
     .unwrap();
-    zeekml()
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--set")
-        .arg(format!("input={}", data.display()))
-        .arg("--warehouse")
-        .arg(&wh)
-        .assert()
-        .success();
+    crate::run_with_input(&pipeline, &data, &wh);
     wh
 }
 

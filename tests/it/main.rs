@@ -32,6 +32,40 @@ pub fn zeekml() -> Command {
     cmd
 }
 
+/// `zeekml run PIPELINE --set input=INPUT --warehouse WH`, which must succeed.
+pub fn run_with_input(pipeline: &Path, input: &Path, warehouse: &Path) {
+    zeekml()
+        .arg("run")
+        .arg(pipeline)
+        .arg("--set")
+        .arg(format!("input={}", input.display()))
+        .arg("--warehouse")
+        .arg(warehouse)
+        .assert()
+        .success();
+}
+
+/// The NjRAT capture as the day 2017-03-08 under `dir/logs`, scored into
+/// `warehouse` (which must hold a trained model) by
+/// `pipelines/zeek_score.toml` and run through `pipelines/beacon.toml`.
+pub fn score_njrat_day(dir: &Path, warehouse: &Path) {
+    let day = dir.join("logs/2017-03-08");
+    std::fs::create_dir_all(&day).expect("mkdir");
+    std::fs::copy(
+        realdata("stratosphere-labeled-tsv/001-zeek-scenario-malicious.labeled-conn.log"),
+        day.join("conn.log"),
+    )
+    .expect("copy");
+    zeekml()
+        .args(["run", "pipelines/zeek_score.toml", "--set"])
+        .arg(format!("logs={}", dir.join("logs").display()))
+        .args(["--set", "date=2017-03-08", "--warehouse"])
+        .arg(warehouse)
+        .assert()
+        .success();
+    run_with_input(Path::new("pipelines/beacon.toml"), &day, warehouse);
+}
+
 /// Runs a query and returns its CSV output.
 pub fn sql(warehouse: &Path, query: &str) -> String {
     let out = zeekml()

@@ -12,15 +12,7 @@ fn generated_data_runs_through_every_stage_idempotently() {
     // tests/it/evaluation.rs for it); the stages are what is tested here.
     let pipeline = uwf_pipeline(tmp.path(), Some("{ rule = \"best_f1\" }"), "");
     for _ in 0..2 {
-        zeekml()
-            .arg("run")
-            .arg(&pipeline)
-            .arg("--set")
-            .arg(format!("input={}", data.display()))
-            .arg("--warehouse")
-            .arg(&wh)
-            .assert()
-            .success();
+        crate::run_with_input(&pipeline, &data, &wh);
     }
     // Every input row lands in raw; clean keeps them all by default.
     assert_eq!(scalar(&wh, "SELECT count(*) FROM raw"), "30000");

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::{generate, realdata, scalar, uwf_pipeline, zeekml};
+use crate::{generate, scalar, uwf_pipeline, zeekml};
 
 const SECTIONS: [&str; 6] = ["model", "data", "runs", "beacons", "hosts", "alerts"];
 
@@ -89,38 +89,10 @@ fn report_draws_every_section_with_the_metrics_figures() {
     let wh = tmp.path().join("wh");
     generate(&data, 30_000, 7);
     let pipeline = uwf_pipeline(tmp.path(), Some("{ rule = \"best_f1\" }"), "");
-    zeekml()
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--set")
-        .arg(format!("input={}", data.display()))
-        .arg("--warehouse")
-        .arg(&wh)
-        .assert()
-        .success();
+    crate::run_with_input(&pipeline, &data, &wh);
     // The NjRAT capture: scored by the model into `alerts`, and through the
     // beacon stages into `beacons`, `beacon_conns` and `hosts`.
-    let day = tmp.path().join("logs/2017-03-08");
-    std::fs::create_dir_all(&day).expect("mkdir");
-    std::fs::copy(
-        realdata("stratosphere-labeled-tsv/001-zeek-scenario-malicious.labeled-conn.log"),
-        day.join("conn.log"),
-    )
-    .expect("copy");
-    zeekml()
-        .args(["run", "pipelines/zeek_score.toml", "--set"])
-        .arg(format!("logs={}", day.parent().expect("logs").display()))
-        .args(["--set", "date=2017-03-08", "--warehouse"])
-        .arg(&wh)
-        .assert()
-        .success();
-    zeekml()
-        .args(["run", "pipelines/beacon.toml", "--set"])
-        .arg(format!("input={}", day.display()))
-        .arg("--warehouse")
-        .arg(&wh)
-        .assert()
-        .success();
+    crate::score_njrat_day(tmp.path(), &wh);
 
     let out = tmp.path().join("report.html");
     let (html, stdout) = report(&wh, &out);

@@ -13,15 +13,7 @@ fn trained(dir: &Path) -> PathBuf {
     let wh = dir.join("wh");
     generate(&data, 8_000, 3);
     let pipeline = uwf_pipeline(dir, Some("{ rule = \"best_f1\" }"), "");
-    zeekml()
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--set")
-        .arg(format!("input={}", data.display()))
-        .arg("--warehouse")
-        .arg(&wh)
-        .assert()
-        .success();
+    crate::run_with_input(&pipeline, &data, &wh);
     wh
 }
 
@@ -169,27 +161,7 @@ fn scheduled_pipeline_fills_one_partition_per_day_idempotently() {
 fn one_place_query_joins_model_beacon_and_host_scores() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let wh = trained(tmp.path());
-    let day = tmp.path().join("logs/2017-03-08");
-    std::fs::create_dir_all(&day).expect("mkdir");
-    std::fs::copy(
-        realdata("stratosphere-labeled-tsv/001-zeek-scenario-malicious.labeled-conn.log"),
-        day.join("conn.log"),
-    )
-    .expect("copy");
-    zeekml()
-        .args(["run", "pipelines/zeek_score.toml", "--set"])
-        .arg(format!("logs={}", day.parent().expect("logs").display()))
-        .args(["--set", "date=2017-03-08", "--warehouse"])
-        .arg(&wh)
-        .assert()
-        .success();
-    zeekml()
-        .args(["run", "pipelines/beacon.toml", "--set"])
-        .arg(format!("input={}", day.display()))
-        .arg("--warehouse")
-        .arg(&wh)
-        .assert()
-        .success();
+    crate::score_njrat_day(tmp.path(), &wh);
     // Every scored connection finds its beacon and host context by key.
     let keys = "USING (uid, ts, src_ip, src_port, dest_ip, dest_port)";
     assert_eq!(

@@ -96,6 +96,20 @@ fn plot_err(chart: &str) -> impl Fn(DrawingAreaErrorKind<std::io::Error>) -> Err
     }
 }
 
+/// The series labels every chart draws, at `position` on a light box.
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()
+}
+
 /// Runs `draw` on a fresh SVG canvas and returns the SVG text.
 fn svg(
     title: &str,
@@ -209,13 +223,7 @@ pub(crate) fn lines(spec: &Lines<'_>) -> Result<String> {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(spec.legend.clone())
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()?;
+        legend(&mut chart, spec.legend.clone())?;
         Ok(())
     })
 }
@@ -300,13 +308,7 @@ pub(crate) fn histogram(spec: &Histogram<'_>) -> Result<String> {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperMiddle)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperMiddle)?;
         Ok(())
     })
 }
@@ -404,13 +406,7 @@ pub(crate) fn bars(spec: &Bars<'_>) -> Result<String> {
                 }
             }
             if spec.groups.len() > 1 {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .label_font((FONT, 15))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(180, 180, 180))
-                    .draw()?;
+                legend(&mut chart, SeriesLabelPosition::LowerRight)?;
             }
         } else {
             let mut chart = builder
@@ -446,13 +442,7 @@ pub(crate) fn bars(spec: &Bars<'_>) -> Result<String> {
                 }
             }
             if spec.groups.len() > 1 {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
-                    .label_font((FONT, 15))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(180, 180, 180))
-                    .draw()?;
+                legend(&mut chart, SeriesLabelPosition::UpperRight)?;
             }
         }
         Ok(())
