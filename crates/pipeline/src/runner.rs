@@ -227,30 +227,13 @@ pub(crate) fn target_path(
 }
 
 /// `YYYY-MM-DD` naming a day of the Gregorian calendar: the SQL stages
-/// cast the `date` partition value to a DATE.
+/// cast the `date` partition value to a DATE, and the directory name is
+/// the day's one spelling.
 fn is_calendar_date(v: &str) -> bool {
-    let b = v.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return false;
-    }
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        let s = &v[r];
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
-    let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) else {
-        return false;
-    };
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days).contains(&d)
+    use datafusion::arrow::compute::kernels::cast_utils::Parser;
+    v.len() == 10
+        && v.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        && datafusion::arrow::datatypes::Date32Type::parse_formatted(v, "%Y-%m-%d").is_some()
 }
 
 async fn run_stage(

@@ -54,10 +54,10 @@ pub fn context_with_memory_limit(
 /// A runtime whose pool holds operators to `limit` bytes, except
 /// `RepartitionExec` (see [`NoRepartitionSpill`]).
 fn limited_runtime(limit: usize) -> DfResult<Arc<RuntimeEnv>> {
-    let pool = TrackConsumersPool::new(
-        GreedyMemoryPool::new(limit),
-        NonZeroUsize::MIN.saturating_add(4),
-    );
+    // Its `Resources exhausted` errors name the five largest consumers, as
+    // DataFusion's own `with_memory_limit` pool does.
+    let top = NonZeroUsize::MIN.saturating_add(4);
+    let pool = TrackConsumersPool::new(GreedyMemoryPool::new(limit), top);
     RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(NoRepartitionSpill(Arc::new(pool))))
         .build_arc()
