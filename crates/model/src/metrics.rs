@@ -26,21 +26,17 @@ fn ties(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Vec<Tie> {
     rows.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
     let mut out: Vec<Tie> = Vec::new();
     for (score, w, label) in rows {
-        let tie = match out.last_mut() {
-            Some(t) if t.score == score => t,
-            _ => {
-                out.push(Tie {
-                    score,
-                    positives: 0.0,
-                    negatives: 0.0,
-                });
-                out.last_mut().expect("just pushed")
+        let (positives, negatives) = if label { (w, 0.0) } else { (0.0, w) };
+        match out.last_mut() {
+            Some(t) if t.score == score => {
+                t.positives += positives;
+                t.negatives += negatives;
             }
-        };
-        if label {
-            tie.positives += w;
-        } else {
-            tie.negatives += w;
+            _ => out.push(Tie {
+                score,
+                positives,
+                negatives,
+            }),
         }
     }
     out
