@@ -22,8 +22,10 @@ fail() { echo "tests/airflow: FAIL: $*" >&2; exit 1; }
 [ -x "$zeekml" ] || fail "$zeekml not found: run cargo build --release first"
 [ -f "$capture" ] || fail "real capture $capture not found"
 
-if [ ! -x "$venv/bin/airflow" ]; then
+# A venv whose install was cut short is made again.
+if ! "$venv/bin/python" -c "import airflow.sdk" 2>/dev/null; then
     echo "tests/airflow: installing apache-airflow 3.3.2 into $venv"
+    rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check apache-airflow==3.3.2
 fi
