@@ -174,6 +174,24 @@ pub enum Error {
         #[source]
         source: ArrowError,
     },
+    /// The training input could not be read, or changed between passes.
+    #[error("{context}: could not read the input: {source}")]
+    Input {
+        /// Stage.
+        context: String,
+        /// What the input reported.
+        #[source]
+        source: crate::source::External,
+    },
+    /// The scored rows could not be written.
+    #[error("{context}: could not write the scored rows: {source}")]
+    Output {
+        /// Stage.
+        context: String,
+        /// What the writer reported.
+        #[source]
+        source: crate::source::External,
+    },
     /// A model directory could not be written or read.
     #[error("could not {during} {path}: {source}")]
     Io {

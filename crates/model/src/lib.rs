@@ -16,6 +16,7 @@ mod metrics_table;
 mod reasons;
 mod saved;
 mod shap;
+mod source;
 mod spec;
 mod split;
 mod table;
@@ -30,5 +31,6 @@ pub use saved::{
     MODEL_FILE,
 };
 pub use shap::{ExplainScratch, Explainer};
+pub use source::{Batches, External, InMemory, Source};
 pub use spec::{ClassWeight, LgbmParams, SplitKind, Threshold, ThresholdRule, TrainSpec};
-pub use train::{train_and_evaluate, TrainOutcome};
+pub use train::{train, train_and_evaluate, ScoredSink, Trained, TrainOutcome};

@@ -21,9 +21,12 @@ use crate::spec::column_list;
 /// Input batches seen as one table with global row numbers.
 pub(crate) struct Table<'a> {
     pub batches: &'a [RecordBatch],
-    /// `starts[b]` is the global number of batch `b`'s first row; one extra
-    /// entry holds the total.
+    /// `starts[b]` is the number of batch `b`'s first row; one extra entry
+    /// holds the total.
     starts: Vec<usize>,
+    /// Number of the first row in the whole input, for messages about a
+    /// part of it.
+    offset: usize,
     /// Name of the input table, for messages.
     pub name: String,
     /// Stage or model, for messages.
@@ -32,6 +35,11 @@ pub(crate) struct Table<'a> {
 
 impl<'a> Table<'a> {
     pub fn new(batches: &'a [RecordBatch], name: &str, context: String) -> Self {
+        Self::at(batches, 0, name, context)
+    }
+
+    /// Batches that start at row `offset` of the whole input.
+    pub fn at(batches: &'a [RecordBatch], offset: usize, name: &str, context: String) -> Self {
         let mut starts = Vec::with_capacity(batches.len() + 1);
         let mut n = 0;
         for b in batches {
@@ -42,6 +50,7 @@ impl<'a> Table<'a> {
         Table {
             batches,
             starts,
+            offset,
             name: name.to_string(),
             context,
         }
@@ -90,9 +99,10 @@ impl<'a> Table<'a> {
         let uid = self.batches[b]
             .column_by_name("uid")
             .and_then(|c| string_at(c.as_ref(), i));
+        let n = self.offset + row + 1;
         match uid {
-            Some(u) => format!("row {} (uid {u})", row + 1),
-            None => format!("row {}", row + 1),
+            Some(u) => format!("row {n} (uid {u})"),
+            None => format!("row {n}"),
         }
     }
 }
@@ -264,7 +274,7 @@ impl<'a> Num<'a> {
 
 /// Rows per tile of a row-major gather: a tile's rows (4096 x 4 bytes per
 /// feature) stay in cache while every column writes into them.
-const GATHER_TILE: usize = 4096;
+pub(crate) const GATHER_TILE: usize = 4096;
 
 /// Feature columns resolved in every batch, in feature order.
 pub(crate) struct Features<'a> {
@@ -367,81 +377,32 @@ impl<'a> Features<'a> {
         Ok(())
     }
 
-    /// Row-major `rows.len() x features` buffer of the given global rows.
-    pub fn gather_row_major(&self, table: &Table<'_>, rows: &[u32], out: &mut Vec<f32>) {
-        let nf = self.len();
-        self.gather_tiled(table, rows, out, |k, f| k * nf + f);
-    }
-
-    /// Column-major `features x rows.len()` buffer of the given global rows.
-    pub fn gather_col_major(&self, table: &Table<'_>, rows: &[u32], out: &mut Vec<f32>) {
-        let n = rows.len();
-        self.gather_by_batch(table, rows, out, |k, f| f * n + k);
-    }
-
-    /// For a chunk of rows and a column-major buffer: one feature's writes
-    /// span only the chunk, and reads jump around one batch at a time.
-    fn gather_by_batch(
+    /// Writes the features of rows of batch `b` into `out`: `pairs` are
+    /// `(slot, row in the batch)` and feature `f` of a row goes to
+    /// `out[at(slot, f)]`. Each column is read with its type matched once.
+    pub fn gather_into(
         &self,
-        table: &Table<'_>,
-        rows: &[u32],
-        out: &mut Vec<f32>,
+        b: usize,
+        pairs: impl Iterator<Item = (usize, usize)> + Clone,
+        out: &mut [f32],
         at: impl Fn(usize, usize) -> usize,
     ) {
-        out.clear();
-        out.resize(rows.len() * self.len(), 0.0);
-        // Positions in `rows` grouped by batch, so that each column is read
-        // batch by batch with its type matched once.
-        let mut by_batch: Vec<Vec<(u32, u32)>> = vec![Vec::new(); table.batches.len()];
-        for (k, &r) in rows.iter().enumerate() {
-            let (b, i) = table.locate(r as usize);
-            by_batch[b].push((k as u32, i as u32));
-        }
         for (f, per_batch) in self.cols.iter().enumerate() {
-            for (col, pairs) in per_batch.iter().zip(&by_batch) {
-                col.for_each(
-                    pairs.iter().map(|&(k, i)| (k as usize, i as usize)),
-                    |k, v| out[at(k, f)] = v.map_or(f32::NAN, |v| v as f32),
-                );
-            }
+            per_batch[b].for_each(pairs.clone(), |k, v| {
+                out[at(k, f)] = v.map_or(f32::NAN, |v| v as f32)
+            });
         }
     }
 
-    /// For many rows and a row-major buffer.
-    fn gather_tiled(
-        &self,
-        table: &Table<'_>,
-        rows: &[u32],
-        out: &mut Vec<f32>,
-        at: impl Fn(usize, usize) -> usize,
-    ) {
-        out.clear();
-        out.resize(rows.len() * self.len(), 0.0);
-        // The rows in input order, in tiles small enough that every column's
-        // writes for a tile stay in cache: each column is then read forwards
-        // with its type matched once per tile and batch, instead of jumping
-        // around the input for every value.
-        let mut order: Vec<(u32, u32)> = rows
-            .iter()
-            .enumerate()
-            .map(|(k, &r)| (r, k as u32))
-            .collect();
-        order.sort_unstable();
-        for tile in order.chunks(GATHER_TILE) {
-            let mut rest = tile;
-            while let Some(&(first, _)) = rest.first() {
-                let (b, _) = table.locate(first as usize);
-                let (start, end) = (table.start(b), table.start(b + 1));
-                let in_batch = rest.partition_point(|&(r, _)| (r as usize) < end);
-                let (run, next) = rest.split_at(in_batch);
-                for (f, per_batch) in self.cols.iter().enumerate() {
-                    per_batch[b].for_each(
-                        run.iter().map(|&(r, k)| (k as usize, r as usize - start)),
-                        |k, v| out[at(k, f)] = v.map_or(f32::NAN, |v| v as f32),
-                    );
-                }
-                rest = next;
-            }
+    /// Appends the features of `rows` of batch `b` to one buffer per feature.
+    pub fn append_columns(&self, b: usize, rows: &[usize], cols: &mut [Vec<f32>]) {
+        for (per_batch, col) in self.cols.iter().zip(cols) {
+            let from = col.len();
+            col.resize(from + rows.len(), 0.0);
+            let dst = &mut col[from..];
+            per_batch[b].for_each(rows.iter().enumerate().map(|(k, &i)| (k, i)), |k, v| {
+                dst[k] = v.map_or(f32::NAN, |v| v as f32)
+            });
         }
     }
 

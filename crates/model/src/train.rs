@@ -8,7 +8,7 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, Int8Array, Int8DictionaryArray,
     StringArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use lightgbm3::{Booster, Dataset, ImportanceType};
 use serde_json::json;
@@ -24,7 +24,10 @@ use crate::reasons::{ReasonRows, Reasons};
 use crate::saved::{FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK};
 use crate::spec::{ClassWeight, SplitKind, Threshold, ThresholdRule, TrainSpec};
 use crate::split::{self, SIDE_NAMES, TEST, TRAIN, VALID};
-use crate::table::{hash_column_into, hash_values, read_labels, read_times, Features, Table};
+use crate::source::{each_batch, each_batch_with, External, InMemory, Source};
+use crate::table::{
+    hash_column_into, hash_values, read_labels, read_times, Features, Table, GATHER_TILE,
+};
 
 /// Name of the time column the time split reads.
 const TIME_COLUMN: &str = "ts";
@@ -60,14 +63,9 @@ struct Distinct {
 /// Rows are the same vector when both 64-bit hashes agree. Comparing the
 /// values instead read two random rows of every feature column per repeated
 /// row, most of the preparation time at 20M rows; two distinct vectors of
-/// 20M share a 128-bit key with a probability of about 1e-24.
-fn distinct(fhash: &[u64], fhash2: &[u64]) -> Distinct {
-    let mut keys: Vec<(u64, u64, u32)> = fhash
-        .iter()
-        .zip(fhash2)
-        .enumerate()
-        .map(|(i, (&h, &h2))| (h, h2, i as u32))
-        .collect();
+/// 20M share a 128-bit key with a probability of about 1e-24. `keys` are
+/// (hash, second hash, row) in row order.
+fn distinct(mut keys: Vec<(u64, u64, u32)>) -> Distinct {
     keys.sort_unstable();
     let mut of_row = vec![0u32; keys.len()];
     let mut reps: Vec<u32> = Vec::new();
@@ -165,38 +163,12 @@ struct Matrix {
     weights: Vec<f32>,
 }
 
-fn matrix(
-    table: &Table<'_>,
-    features: &Features<'_>,
-    distinct: &Distinct,
-    c: &Collapsed,
-    weights: [f64; 2],
-) -> Matrix {
-    let rows: Vec<u32> = c
-        .vectors
-        .iter()
-        .map(|&v| distinct.reps[v as usize])
-        .collect();
-    let mut x = Vec::new();
-    features.gather_row_major(table, &rows, &mut x);
-    Matrix {
-        x,
-        labels: c.labels.iter().map(|&l| f32::from(l)).collect(),
-        weights: c
-            .counts
-            .iter()
-            .zip(&c.labels)
-            .map(|(&n, &l)| (f64::from(n) * weights[l as usize]) as f32)
-            .collect(),
-    }
-}
-
-fn fingerprint(features: &Features<'_>, m: &Matrix) -> String {
+fn fingerprint(names: &[String], m: &Matrix) -> String {
     let mut h = Sha256::new();
     h.update(b"zeekml-training-matrix-v1\0");
     h.update((m.labels.len() as u64).to_le_bytes());
-    h.update((features.len() as u64).to_le_bytes());
-    for name in &features.names {
+    h.update((names.len() as u64).to_le_bytes());
+    for name in names {
         h.update((name.len() as u64).to_le_bytes());
         h.update(name.as_bytes());
     }
@@ -238,18 +210,39 @@ fn lightgbm_params(spec: &TrainSpec, early_stopping: Option<u32>) -> serde_json:
     v
 }
 
-struct Ctx<'s, 't, 'a> {
-    spec: &'s TrainSpec,
-    table: &'t Table<'a>,
-    features: &'t Features<'a>,
-    labels: &'t [u8],
-    content: &'t [u64],
-    distinct: &'t Distinct,
+/// Scores of every row through the score of its feature vector.
+#[derive(Clone, Copy)]
+struct Scores<'a> {
+    per_vector: &'a [f64],
+    of_row: &'a [u32],
 }
 
-impl Ctx<'_, '_, '_> {
+impl Scores<'_> {
+    #[inline]
+    fn at(&self, row: usize) -> f64 {
+        self.per_vector[self.of_row[row] as usize]
+    }
+}
+
+/// Writes one batch of scored rows.
+pub type ScoredSink<'a> = dyn FnMut(RecordBatch) -> std::result::Result<(), External> + 'a;
+
+struct Ctx<'s> {
+    spec: &'s TrainSpec,
+    source: &'s dyn Source,
+    /// Stage, for messages.
+    context: String,
+    /// Feature columns, in model order.
+    names: &'s [String],
+    rows: usize,
+    labels: &'s [u8],
+    content: &'s [u64],
+    distinct: &'s Distinct,
+}
+
+impl Ctx<'_> {
     fn split_context(&self, split: SplitKind) -> String {
-        format!("{}, split {split}", self.table.context)
+        format!("{}, split {split}", self.context)
     }
 
     fn lgbm(
@@ -262,6 +255,141 @@ impl Ctx<'_, '_, '_> {
             during,
             source,
         }
+    }
+
+    /// One batch of a pass seen as a table, its rows numbered as in the
+    /// whole input.
+    fn table<'b>(&self, batch: &'b RecordBatch, start: usize) -> Table<'b> {
+        Table::at(
+            std::slice::from_ref(batch),
+            start,
+            &self.spec.input,
+            self.context.clone(),
+        )
+    }
+
+    /// A pass that read another number of rows than the first means the
+    /// input changed under training: row numbers no longer match.
+    fn check_rows(&self, read: usize) -> Result<()> {
+        if read == self.rows {
+            return Ok(());
+        }
+        Err(Error::Input {
+            context: self.context.clone(),
+            source: format!(
+                "a later pass read {read} rows where the first read {}; the table changed while training read it",
+                self.rows
+            )
+            .into(),
+        })
+    }
+
+    /// One pass over the features, calling `f` for each batch holding some
+    /// of `rows` (`(row, payload)` sorted by row) with the batch's features.
+    fn features_of<T: Copy>(
+        &self,
+        rows: &[(u32, T)],
+        mut f: impl FnMut(usize, &Features<'_>, &[(u32, T)]) -> Result<()>,
+    ) -> Result<()> {
+        let read = each_batch_with(
+            self.source,
+            self.names,
+            &self.context,
+            rows,
+            |start, batch, here| {
+                let table = self.table(batch, start);
+                let features = Features::resolve(&table, self.names)?;
+                f(start, &features, here)
+            },
+        )?;
+        self.check_rows(read)
+    }
+
+    /// Row-major `rows.len() x features` matrix of the given rows.
+    fn gather_row_major(&self, rows: &[u32]) -> Result<Vec<f32>> {
+        let nf = self.names.len();
+        let mut order: Vec<(u32, u32)> = rows
+            .iter()
+            .enumerate()
+            .map(|(k, &r)| (r, k as u32))
+            .collect();
+        order.sort_unstable();
+        let mut x = vec![0f32; rows.len() * nf];
+        // In tiles small enough that every column's writes for a tile stay
+        // in cache: each column is read forwards with its type matched once
+        // per tile.
+        self.features_of(&order, |start, features, here| {
+            for tile in here.chunks(GATHER_TILE) {
+                features.gather_into(
+                    0,
+                    tile.iter().map(|&(r, k)| (k as usize, r as usize - start)),
+                    &mut x,
+                    |k, f| k * nf + f,
+                );
+            }
+            Ok(())
+        })?;
+        Ok(x)
+    }
+
+    /// The features of the rows `order` names (`(row, id)` sorted by row),
+    /// handed to `f` as columns in blocks of `PREDICT_CHUNK` rows (the last
+    /// may be shorter) with the ids of their rows.
+    fn blocks(
+        &self,
+        order: &[(u32, u32)],
+        mut f: impl FnMut(&[&[f32]], &[u32]) -> Result<()>,
+    ) -> Result<()> {
+        fn emit(
+            f: &mut impl FnMut(&[&[f32]], &[u32]) -> Result<()>,
+            cols: &mut [Vec<f32>],
+            ids: &mut Vec<u32>,
+        ) -> Result<()> {
+            let columns: Vec<&[f32]> = cols.iter().map(Vec::as_slice).collect();
+            f(&columns, ids)?;
+            cols.iter_mut().for_each(Vec::clear);
+            ids.clear();
+            Ok(())
+        }
+        let mut cols = vec![Vec::with_capacity(PREDICT_CHUNK); self.names.len()];
+        let mut ids = Vec::with_capacity(PREDICT_CHUNK);
+        let mut local = Vec::with_capacity(PREDICT_CHUNK);
+        self.features_of(order, |start, features, mut rest| {
+            while !rest.is_empty() {
+                let (now, next) = rest.split_at((PREDICT_CHUNK - ids.len()).min(rest.len()));
+                local.clear();
+                local.extend(now.iter().map(|&(r, _)| r as usize - start));
+                features.append_columns(0, &local, &mut cols);
+                ids.extend(now.iter().map(|&(_, id)| id));
+                if ids.len() == PREDICT_CHUNK {
+                    emit(&mut f, &mut cols, &mut ids)?;
+                }
+                rest = next;
+            }
+            Ok(())
+        })?;
+        if !ids.is_empty() {
+            emit(&mut f, &mut cols, &mut ids)?;
+        }
+        Ok(())
+    }
+
+    fn matrix(&self, c: &Collapsed, weights: [f64; 2]) -> Result<Matrix> {
+        let rows: Vec<u32> = c
+            .vectors
+            .iter()
+            .map(|&v| self.distinct.reps[v as usize])
+            .collect();
+        Ok(Matrix {
+            x: self.gather_row_major(&rows)?,
+            labels: c.labels.iter().map(|&l| f32::from(l)).collect(),
+            weights: c
+                .counts
+                .iter()
+                .zip(&c.labels)
+                .map(|(&n, &l)| (f64::from(n) * weights[l as usize]) as f32)
+                .collect(),
+        })
     }
 
     fn dataset(
@@ -279,14 +407,14 @@ impl Ctx<'_, '_, '_> {
         let mut ds = Dataset::from_slice_with_reference(
             &m.x,
             &m.labels,
-            self.features.len() as i32,
+            self.names.len() as i32,
             true,
             reference,
         )
         .map_err(self.lgbm(split, "build a dataset"))?;
         ds.set_weights(&m.weights)
             .map_err(self.lgbm(split, "set row weights"))?;
-        ds.set_feature_names(&self.features.names)
+        ds.set_feature_names(self.names)
             .map_err(self.lgbm(split, "set feature names"))?;
         Ok(ds)
     }
@@ -302,31 +430,32 @@ impl Ctx<'_, '_, '_> {
             let side = sides.iter().filter(|&&s| s == TRAIN).count();
             info!(split = %split, drawn = train.rows, of = side, "drew the training rows");
         }
+        drop(drawn);
         if train.rows == 0 {
             return Err(Error::EmptyTrainingSet {
-                context: self.table.context.clone(),
+                context: self.context.clone(),
                 split: split.to_string(),
-                input_rows: self.table.rows(),
+                input_rows: self.rows,
             });
         }
         if let Some(class) = (0..2u8).find(|&c| train.class_rows[1 - c as usize] == 0) {
             return Err(Error::SingleClass {
-                context: self.table.context.clone(),
+                context: self.context.clone(),
                 split: split.to_string(),
                 class,
                 rows: train.rows,
             });
         }
         let weights = class_weights(self.spec.params.class_weight, train.class_rows);
-        let m = matrix(self.table, self.features, self.distinct, &train, weights);
-        let fingerprint = want_fingerprint.then(|| fingerprint(self.features, &m));
+        let m = self.matrix(&train, weights)?;
+        let fingerprint = want_fingerprint.then(|| fingerprint(self.names, &m));
         let train_ds = self.dataset(split, &m, None)?;
         drop(m);
         let valid = collapse(sides, VALID, self.labels, self.distinct, None);
         let early = self.spec.params.early_stopping().filter(|_| valid.rows > 0);
         let valid_ds = match early {
             Some(_) => {
-                let vm = matrix(self.table, self.features, self.distinct, &valid, weights);
+                let vm = self.matrix(&valid, weights)?;
                 Some(self.dataset(split, &vm, Some(&train_ds))?)
             }
             None => None,
@@ -352,44 +481,38 @@ impl Ctx<'_, '_, '_> {
         })
     }
 
-    /// Scores of every input row: each distinct vector is predicted once,
-    /// by the Rust forest (LightGBM's own predictor is many times slower).
+    /// The score of each distinct feature vector, predicted once by the
+    /// Rust forest (LightGBM's own predictor is many times slower).
     fn predict(&self, split: SplitKind, model_text: &str) -> Result<Vec<f64>> {
         let forest = Forest::parse_with_context(&self.split_context(split), model_text)?;
         let threads = self.spec.params.threads();
         let mut per_vector = vec![0.0; self.distinct.reps.len()];
-        let (mut rows, mut buf, mut out) = (Vec::new(), Vec::new(), Vec::new());
-        for chunk in reps_in_row_order(self.distinct).chunks(PREDICT_CHUNK) {
-            rows.clear();
-            rows.extend(chunk.iter().map(|&(r, _)| r));
-            self.features.gather_col_major(self.table, &rows, &mut buf);
-            let columns: Vec<&[f32]> = buf.chunks(chunk.len()).collect();
-            forest.predict_columns_parallel(&columns, threads, &mut out)?;
-            for (&(_, v), &score) in chunk.iter().zip(&out) {
+        let mut out = Vec::new();
+        self.blocks(&reps_in_row_order(self.distinct), |columns, vectors| {
+            forest.predict_columns_parallel(columns, threads, &mut out)?;
+            for (&v, &score) in vectors.iter().zip(&out) {
                 per_vector[v as usize] = score;
             }
-        }
-        Ok(self
-            .distinct
-            .of_row
-            .iter()
-            .map(|&v| per_vector[v as usize])
-            .collect())
+            Ok(())
+        })?;
+        Ok(per_vector)
     }
 
-    /// Reasons behind the scores of every distinct feature vector (rows map
-    /// to them through `distinct.of_row`).
-    fn explain(&self, split: SplitKind, model_text: &str) -> Result<ReasonRows> {
+    /// Reasons behind the scores of every distinct feature vector, with the
+    /// position of each vector's reasons.
+    fn explain(&self, split: SplitKind, model_text: &str) -> Result<(ReasonRows, Vec<u32>)> {
         let forest = Forest::parse_with_context(&self.split_context(split), model_text)?;
         let mut reasons = Reasons::new(Arc::new(forest.explainer()?), self.spec.explain);
         let mut rows = reasons.rows();
-        let mut buf = Vec::new();
-        for chunk in self.distinct.reps.chunks(PREDICT_CHUNK) {
-            self.features.gather_col_major(self.table, chunk, &mut buf);
-            let columns: Vec<&[f32]> = buf.chunks(chunk.len()).collect();
-            reasons.explain_columns(&columns, &mut rows)?;
+        let order = reps_in_row_order(self.distinct);
+        let mut position = vec![0u32; order.len()];
+        for (p, &(_, v)) in order.iter().enumerate() {
+            position[v as usize] = p as u32;
         }
-        Ok(rows)
+        self.blocks(&order, |columns, _| {
+            reasons.explain_columns(columns, &mut rows)
+        })?;
+        Ok((rows, position))
     }
 
     fn sides(
@@ -416,14 +539,95 @@ impl Ctx<'_, '_, '_> {
             SplitKind::Time => split::time(ts.unwrap_or_default(), s.test_fraction, vf),
         }
     }
+
+    /// One pass over the keys: the scored rows of one split, batch by batch
+    /// into `sink`. Returns the number of rows written.
+    fn write_scored(
+        &self,
+        split: SplitKind,
+        keys: &[String],
+        (sides, scores, threshold): (&[u8], Scores<'_>, f64),
+        reasons: Option<Explained<'_>>,
+        sink: &mut ScoredSink<'_>,
+    ) -> Result<u64> {
+        let mut columns = keys.to_vec();
+        // Read even when the input has no keys, so that every batch has a column.
+        columns.push(self.spec.label.clone());
+        let side_names: ArrayRef = Arc::new(StringArray::from(SIDE_NAMES.to_vec()));
+        let split_name: ArrayRef = Arc::new(StringArray::from(vec![split.name()]));
+        let mut written = 0u64;
+        let read = each_batch(self.source, &columns, &self.context, |from, batch| {
+            let to = from + batch.num_rows();
+            if to > self.rows {
+                return self.check_rows(to);
+            }
+            let n = batch.num_rows();
+            let mut fields: Vec<FieldRef> = Vec::with_capacity(keys.len() + 5);
+            let mut out: Vec<ArrayRef> = Vec::with_capacity(keys.len() + 5);
+            for k in keys {
+                if let Some((_, field)) = batch.schema().column_with_name(k) {
+                    fields.push(Arc::new(field.clone()));
+                    out.extend(batch.column_by_name(k).cloned());
+                }
+            }
+            let s: Vec<f64> = (from..to).map(|i| scores.at(i)).collect();
+            fields.extend(
+                [
+                    Field::new("label", DataType::Int32, false),
+                    Field::new("split", label_type(), false),
+                    Field::new("side", label_type(), false),
+                    Field::new("score", DataType::Float64, false),
+                    Field::new("predicted", DataType::Boolean, false),
+                ]
+                .map(Arc::new),
+            );
+            out.push(Arc::new(Int32Array::from_iter_values(
+                self.labels[from..to].iter().map(|&l| i32::from(l)),
+            )));
+            out.push(Arc::new(Int8DictionaryArray::new(
+                Int8Array::from_value(0, n),
+                Arc::clone(&split_name),
+            )));
+            out.push(Arc::new(Int8DictionaryArray::new(
+                Int8Array::from_iter_values(sides[from..to].iter().map(|&side| side as i8)),
+                Arc::clone(&side_names),
+            )));
+            let predicted = BooleanArray::from_iter(s.iter().map(|&v| Some(v >= threshold)));
+            out.push(Arc::new(Float64Array::from(s)));
+            out.push(Arc::new(predicted));
+            if let Some(r) = &reasons {
+                let vectors = r.of_row[from..to]
+                    .iter()
+                    .map(|&v| r.position[v as usize] as usize);
+                for (field, column) in r.rows.columns(r.feature_names, vectors) {
+                    fields.push(field);
+                    out.push(column);
+                }
+            }
+            let scored = RecordBatch::try_new(Arc::new(Schema::new(fields)), out).map_err(
+                |source| Error::Arrow {
+                    context: self.context.clone(),
+                    during: "build the scored table",
+                    source,
+                },
+            )?;
+            written += n as u64;
+            sink(scored).map_err(|source| Error::Output {
+                context: self.context.clone(),
+                source,
+            })
+        })?;
+        self.check_rows(read)?;
+        Ok(written)
+    }
 }
 
 /// Scores and labels of the rows of one side.
-fn side_rows(side: u8, sides: &[u8], labels: &[u8], scores: &[f64]) -> (Vec<f64>, Vec<bool>) {
+fn side_rows(side: u8, sides: &[u8], labels: &[u8], scores: Scores<'_>) -> (Vec<f64>, Vec<bool>) {
     let (mut s, mut l) = (Vec::new(), Vec::new());
     for i in 0..sides.len() {
         if sides[i] == side {
-            s.push(scores[i]);
+            s.push(scores.at(i));
             l.push(labels[i] == 1);
         }
     }
@@ -484,7 +688,7 @@ fn evaluate(
     spec: &TrainSpec,
     split: SplitKind,
     threshold: f64,
-    (sides, labels, scores): (&[u8], &[u8], &[f64]),
+    (sides, labels, scores): (&[u8], &[u8], Scores<'_>),
     valid: (&[f64], &[bool]),
     fitted: &Fitted,
 ) -> MetricsRow {
@@ -545,86 +749,94 @@ fn batch(columns: Vec<(&str, ArrayRef)>, during: &'static str) -> Result<RecordB
 
 /// Trains one model per split of `spec.splits` on `input`, scores every row
 /// with each, evaluates each on its test side, and returns the model of
-/// `spec.deploy_split` ready to save. Synchronous and CPU-bound (LightGBM's
-/// handles cannot leave this thread): call it from a blocking task.
-#[tracing::instrument(skip_all, fields(stage = %spec.name))]
+/// `spec.deploy_split` ready to save, with the scored rows in memory. See
+/// [`train`] for input read in passes and scored rows written as they come.
 pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<TrainOutcome> {
+    let mut scored = Vec::new();
+    let trained = train(spec, &InMemory(input), &mut |b| {
+        scored.push(b);
+        Ok(())
+    })?;
+    Ok(TrainOutcome {
+        scored,
+        metrics: trained.metrics,
+        metric_rows: trained.metric_rows,
+        importance: trained.importance,
+        deployed: trained.deployed,
+    })
+}
+
+/// What [`train`] returns: a [`TrainOutcome`] whose scored rows went to the sink.
+#[derive(Debug)]
+pub struct Trained {
+    /// One row per split: test-side metrics of that split's model.
+    pub metrics: RecordBatch,
+    /// The same rows as values, for callers that add evaluation rows.
+    pub metric_rows: Vec<MetricsRow>,
+    /// Gain and split counts per split and feature.
+    pub importance: RecordBatch,
+    /// The model of `deploy_split`, ready to save.
+    pub deployed: SavedModel,
+    /// Scored rows handed to the sink, all splits.
+    pub scored_rows: u64,
+}
+
+/// [`train_and_evaluate`] on an input read in passes: memory holds about
+/// 40 bytes per input row plus the training matrix (which
+/// `params.max_train_rows` bounds), not the input. The scored rows of each
+/// split go to `sink` batch by batch (keys as in the input, then `label`,
+/// `split`, `side`, `score`, `predicted` and any reason columns).
+/// Synchronous and CPU-bound (LightGBM's handles cannot leave this thread):
+/// call it from a blocking task.
+#[tracing::instrument(skip_all, fields(stage = %spec.name))]
+pub fn train(spec: &TrainSpec, source: &dyn Source, sink: &mut ScoredSink<'_>) -> Result<Trained> {
     spec.validate()?;
     let context = spec.context();
-    let table = Table::new(input, &spec.input, context.clone());
-    let Some(first) = input.first() else {
+    let Some(schema) = source.schema() else {
         return Err(Error::EmptyTrainingSet {
             context,
             split: spec.splits[0].to_string(),
             input_rows: 0,
         });
     };
-    let schema = first.schema();
     let feature_names = spec.resolve_features(&schema)?;
-    let features = Features::resolve(&table, &feature_names)?;
-    let labels = read_labels(&table, &spec.label)?;
-    let started = Instant::now();
-    let (fhash, fhash2) = features.hash_rows(&table)?;
-    let keys: Vec<&String> = spec.keys.iter().filter(|k| table.has_column(k)).collect();
-
-    // Row content: keys, label and features.
-    let mut content: Vec<u64> = fhash
+    let keys: Vec<String> = spec
+        .keys
         .iter()
-        .zip(&labels)
-        .map(|(&h, &l)| hash::add(h, u64::from(l)))
+        .filter(|k| schema.column_with_name(k).is_some())
+        .cloned()
         .collect();
-    for k in &keys {
-        hash_column_into(&table, k, &mut content)?;
-    }
-    for c in &mut content {
-        *c = hash::finish(*c);
-    }
-    let group = if spec.splits.contains(&SplitKind::Dedup) {
-        group_keys(&table, &content)?
-    } else {
-        Vec::new()
-    };
-    let ts = if spec.splits.contains(&SplitKind::Time) {
-        Some(read_times(&table, TIME_COLUMN)?)
-    } else {
-        None
-    };
-    let distinct = distinct(&fhash, &fhash2);
-    drop((fhash, fhash2));
+    let started = Instant::now();
+    let prepared = prepare(spec, source, &schema, &feature_names, &keys)?;
     info!(
-        rows = table.rows(),
-        features = features.len(),
-        distinct_vectors = distinct.reps.len(),
+        rows = prepared.rows,
+        features = feature_names.len(),
+        distinct_vectors = prepared.distinct.reps.len(),
         seconds = started.elapsed().as_secs_f64(),
         "prepared training input"
     );
-
     let ctx = Ctx {
         spec,
-        table: &table,
-        features: &features,
-        labels: &labels,
-        content: &content,
-        distinct: &distinct,
+        source,
+        context: context.clone(),
+        names: &feature_names,
+        rows: prepared.rows,
+        labels: &prepared.labels,
+        content: &prepared.content,
+        distinct: &prepared.distinct,
     };
-    let label_arrays: Vec<ArrayRef> = input
-        .iter()
-        .enumerate()
-        .map(|(b, batch)| {
-            let from = table.start(b);
-            Arc::new(Int32Array::from_iter_values(
-                labels[from..from + batch.num_rows()]
-                    .iter()
-                    .map(|&l| i32::from(l)),
-            )) as ArrayRef
-        })
-        .collect();
-    let mut scored = Vec::with_capacity(spec.splits.len() * input.len());
+    let labels = &prepared.labels;
+    let mut scored_rows = 0;
     let mut metric_rows = Vec::new();
     let mut importance: Vec<(String, String, f64, i64)> = Vec::new();
     let mut deployed = None;
     for &split in &spec.splits {
-        let sides = ctx.sides(split, &content, &group, ts.as_deref());
+        let sides = ctx.sides(
+            split,
+            &prepared.content,
+            &prepared.group,
+            prepared.ts.as_deref(),
+        );
         let is_deployed = split == spec.deploy_split;
         let fitted = ctx.fit(split, &sides, is_deployed)?;
         let predict_started = Instant::now();
@@ -632,21 +844,26 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             .booster
             .save_string()
             .map_err(ctx.lgbm(split, "write the model text"))?;
-        let scores = ctx.predict(split, &model_text)?;
+        let per_vector = ctx.predict(split, &model_text)?;
+        let scores = Scores {
+            per_vector: &per_vector,
+            of_row: &prepared.distinct.of_row,
+        };
         let reasons = match spec.explain {
             0 => None,
             _ => Some(ctx.explain(split, &model_text)?),
         };
-        let (vs, vl) = side_rows(VALID, &sides, &labels, &scores);
+        let (vs, vl) = side_rows(VALID, &sides, labels, scores);
         let threshold = choose_threshold(spec, split, (&vs, &vl))?;
         let row = evaluate(
             spec,
             split,
             threshold,
-            (&sides, &labels, &scores),
+            (&sides, labels, scores),
             (&vs, &vl),
             &fitted,
         );
+        drop((vs, vl));
         info!(
             split = %split,
             train_rows = fitted.train_rows,
@@ -712,20 +929,13 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
             });
         }
         drop(fitted);
-        let reasons = reasons.as_ref().map(|r| Explained {
-            rows: r,
-            of_row: &distinct.of_row,
+        let reasons = reasons.as_ref().map(|(rows, position)| Explained {
+            rows,
+            of_row: &prepared.distinct.of_row,
+            position,
             feature_names: &feature_names,
         });
-        scored.extend(scored_batches(
-            spec,
-            split,
-            input,
-            &keys,
-            &label_arrays,
-            (&sides, &scores, threshold),
-            reasons,
-        )?);
+        scored_rows += ctx.write_scored(split, &keys, (&sides, scores, threshold), reasons, sink)?;
         metric_rows.push(row);
     }
     let importance = batch(
@@ -760,12 +970,106 @@ pub fn train_and_evaluate(spec: &TrainSpec, input: &[RecordBatch]) -> Result<Tra
         field: "deploy_split",
         reason: format!("`{}` is not one of the splits", spec.deploy_split),
     })?;
-    Ok(TrainOutcome {
-        scored,
+    Ok(Trained {
         metrics: metrics_batch(&metric_rows)?,
         metric_rows,
         importance,
         deployed,
+        scored_rows,
+    })
+}
+
+/// What the first pass keeps of every row.
+struct Prepared {
+    rows: usize,
+    labels: Vec<u8>,
+    /// Hash of the row's keys, label and features: what the splits rank by.
+    content: Vec<u64>,
+    /// Dedup group (empty without a dedup split).
+    group: Vec<u64>,
+    /// Times for the time split.
+    ts: Option<Vec<f64>>,
+    distinct: Distinct,
+}
+
+/// The first pass: labels, row hashes, groups and times, every value
+/// checked, and the distinct feature vectors.
+fn prepare(
+    spec: &TrainSpec,
+    source: &dyn Source,
+    schema: &Schema,
+    names: &[String],
+    keys: &[String],
+) -> Result<Prepared> {
+    let context = spec.context();
+    let dedup = spec.splits.contains(&SplitKind::Dedup);
+    let time = spec.splits.contains(&SplitKind::Time);
+    // Columns the input lacks are left out of the scan, so that reading
+    // them names them in a `MissingColumn` error.
+    let mut columns: Vec<String> = names.to_vec();
+    columns.extend(keys.iter().cloned());
+    columns.extend(
+        [
+            Some(spec.label.as_str()),
+            dedup.then_some(GROUP_COLUMN),
+            time.then_some(TIME_COLUMN),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|c| schema.column_with_name(c).is_some())
+        .map(str::to_string),
+    );
+    let expected = source.num_rows().unwrap_or(0);
+    let mut vectors: Vec<(u64, u64, u32)> = Vec::with_capacity(expected);
+    let mut labels: Vec<u8> = Vec::with_capacity(expected);
+    let mut content: Vec<u64> = Vec::with_capacity(expected);
+    let mut group: Vec<u64> = Vec::with_capacity(if dedup { expected } else { 0 });
+    let mut ts: Vec<f64> = Vec::with_capacity(if time { expected } else { 0 });
+    let rows = each_batch(source, &columns, &context, |start, batch| {
+        if start + batch.num_rows() > u32::MAX as usize {
+            return Err(Error::TooManyRows {
+                context: context.clone(),
+                rows: start + batch.num_rows(),
+            });
+        }
+        let table = Table::at(std::slice::from_ref(batch), start, &spec.input, context.clone());
+        let features = Features::resolve(&table, names)?;
+        let l = read_labels(&table, &spec.label)?;
+        let (h, h2) = features.hash_rows(&table)?;
+        let mut c: Vec<u64> = h
+            .iter()
+            .zip(&l)
+            .map(|(&h, &l)| hash::add(h, u64::from(l)))
+            .collect();
+        for k in keys {
+            hash_column_into(&table, k, &mut c)?;
+        }
+        for x in &mut c {
+            *x = hash::finish(*x);
+        }
+        if dedup {
+            group.extend(group_keys(&table, &c)?);
+        }
+        if time {
+            ts.extend(read_times(&table, TIME_COLUMN)?);
+        }
+        vectors.extend(
+            h.iter()
+                .zip(&h2)
+                .enumerate()
+                .map(|(i, (&h, &h2))| (h, h2, (start + i) as u32)),
+        );
+        labels.extend(l);
+        content.extend(c);
+        Ok(())
+    })?;
+    Ok(Prepared {
+        rows,
+        labels,
+        content,
+        group,
+        ts: time.then_some(ts),
+        distinct: distinct(vectors),
     })
 }
 
@@ -792,82 +1096,11 @@ fn label_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8))
 }
 
-/// Schema of the scored batches: keys as in the input, then the outputs.
-fn scored_schema(input: &RecordBatch, keys: &[&String]) -> SchemaRef {
-    let mut fields: Vec<Field> = keys
-        .iter()
-        .filter_map(|k| input.schema().field_with_name(k).ok().cloned())
-        .collect();
-    fields.extend([
-        Field::new("label", DataType::Int32, false),
-        Field::new("split", label_type(), false),
-        Field::new("side", label_type(), false),
-        Field::new("score", DataType::Float64, false),
-        Field::new("predicted", DataType::Boolean, false),
-    ]);
-    Arc::new(Schema::new(fields))
-}
-
 /// Reasons of distinct feature vectors and the vector of each row.
 struct Explained<'a> {
     rows: &'a ReasonRows,
     of_row: &'a [u32],
+    /// Row of `rows` holding each vector's reasons.
+    position: &'a [u32],
     feature_names: &'a [String],
-}
-
-fn scored_batches(
-    spec: &TrainSpec,
-    split: SplitKind,
-    input: &[RecordBatch],
-    keys: &[&String],
-    labels: &[ArrayRef],
-    (sides, scores, threshold): (&[u8], &[f64], f64),
-    reasons: Option<Explained<'_>>,
-) -> Result<Vec<RecordBatch>> {
-    let mut out = Vec::with_capacity(input.len());
-    let side_names: ArrayRef = Arc::new(StringArray::from(SIDE_NAMES.to_vec()));
-    let mut from = 0;
-    for (b, batch) in input.iter().enumerate() {
-        let to = from + batch.num_rows();
-        let schema = scored_schema(batch, keys);
-        let mut columns: Vec<ArrayRef> = keys
-            .iter()
-            .filter_map(|k| batch.column_by_name(k).cloned())
-            .collect();
-        let s = &scores[from..to];
-        columns.push(labels[b].clone());
-        columns.push(Arc::new(Int8DictionaryArray::new(
-            Int8Array::from_value(0, batch.num_rows()),
-            Arc::new(StringArray::from(vec![split.name()])),
-        )));
-        columns.push(Arc::new(Int8DictionaryArray::new(
-            Int8Array::from_iter_values(sides[from..to].iter().map(|&side| side as i8)),
-            Arc::clone(&side_names),
-        )));
-        columns.push(Arc::new(Float64Array::from_iter_values(s.iter().copied())));
-        columns.push(Arc::new(BooleanArray::from_iter(
-            s.iter().map(|&v| Some(v >= threshold)),
-        )));
-        let schema = match &reasons {
-            None => schema,
-            Some(r) => {
-                let vectors = r.of_row[from..to].iter().map(|&v| v as usize);
-                let mut fields = schema.fields().to_vec();
-                for (field, column) in r.rows.columns(r.feature_names, vectors) {
-                    fields.push(field);
-                    columns.push(column);
-                }
-                Arc::new(Schema::new(fields))
-            }
-        };
-        out.push(
-            RecordBatch::try_new(schema, columns).map_err(|source| Error::Arrow {
-                context: spec.context(),
-                during: "build the scored table",
-                source,
-            })?,
-        );
-        from = to;
-    }
-    Ok(out)
 }
