@@ -163,6 +163,16 @@ pub enum Error {
         #[source]
         source: lightgbm3::Error,
     },
+    /// A call of LightGBM's C API failed.
+    #[error("{context}: LightGBM could not {during}: {message}")]
+    LightGbmApi {
+        /// Stage with split.
+        context: String,
+        /// What was being done.
+        during: &'static str,
+        /// LightGBM's message.
+        message: String,
+    },
     /// An Arrow operation failed.
     #[error("{context}: could not {during}: {source}")]
     Arrow {

@@ -8,6 +8,7 @@
 //! [`ModelCard`]. This is the only crate that links LightGBM.
 #![warn(missing_docs)]
 
+mod binned;
 mod error;
 mod forest;
 mod hash;
@@ -17,6 +18,7 @@ mod reasons;
 mod saved;
 mod shap;
 mod source;
+mod spill;
 mod spec;
 mod split;
 mod table;

@@ -39,25 +39,47 @@ impl Source for InMemory<'_> {
     }
 
     fn scan(&self, columns: &[String]) -> std::result::Result<Batches<'_>, External> {
-        let Some(schema) = self.schema() else {
-            return Ok(Box::new(std::iter::empty()));
-        };
-        let mut indices: Vec<usize> = columns
-            .iter()
-            .map(|c| schema.index_of(c))
-            .collect::<std::result::Result<_, _>>()?;
-        indices.sort_unstable();
-        indices.dedup();
-        Ok(Box::new(
-            self.0
-                .iter()
-                .map(move |b| b.project(&indices).map_err(External::from)),
-        ))
+        scan_batches(self.0, columns)
     }
 
     fn num_rows(&self) -> Option<usize> {
         Some(self.0.iter().map(RecordBatch::num_rows).sum())
     }
+}
+
+/// Batches in memory, owned.
+impl Source for Vec<RecordBatch> {
+    fn schema(&self) -> Option<SchemaRef> {
+        InMemory(self).schema()
+    }
+
+    fn scan(&self, columns: &[String]) -> std::result::Result<Batches<'_>, External> {
+        scan_batches(self, columns)
+    }
+
+    fn num_rows(&self) -> Option<usize> {
+        InMemory(self).num_rows()
+    }
+}
+
+fn scan_batches<'a>(
+    batches: &'a [RecordBatch],
+    columns: &[String],
+) -> std::result::Result<Batches<'a>, External> {
+    let Some(schema) = batches.first().map(|b| b.schema()) else {
+        return Ok(Box::new(std::iter::empty()));
+    };
+    let mut indices: Vec<usize> = columns
+        .iter()
+        .map(|c| schema.index_of(c))
+        .collect::<std::result::Result<_, _>>()?;
+    indices.sort_unstable();
+    indices.dedup();
+    Ok(Box::new(
+        batches
+            .iter()
+            .map(move |b| b.project(&indices).map_err(External::from)),
+    ))
 }
 
 /// Calls `f(first_row, batch)` for every batch of one pass over `columns`,

@@ -1,6 +1,7 @@
 //! `train_and_evaluate`: one LightGBM model per split, scored rows, metrics,
 //! feature importance and the deployable model.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,7 +24,9 @@ use crate::metrics_table::{metrics_batch, MetricsRow, Rates, MODEL_KIND};
 use crate::reasons::{ReasonRows, Reasons};
 use crate::saved::{FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK};
 use crate::spec::{ClassWeight, SplitKind, Threshold, ThresholdRule, TrainSpec};
+use crate::spill::Spill;
 use crate::split::{self, SIDE_NAMES, TEST, TRAIN, VALID};
+use crate::binned::{self, Binned};
 use crate::source::{each_batch, each_batch_with, External, InMemory, Source};
 use crate::table::{
     hash_column_into, hash_values, read_labels, read_times, Features, Table, GATHER_TILE,
@@ -157,30 +160,43 @@ struct Fitted {
     fingerprint: Option<String>,
 }
 
-struct Matrix {
-    x: Vec<f32>,
-    labels: Vec<f32>,
-    weights: Vec<f32>,
-}
+/// SHA-256 of the training matrix as LightGBM gets it: feature names, then
+/// every row's values, the labels and the weights.
+struct Fingerprint(Sha256);
 
-fn fingerprint(names: &[String], m: &Matrix) -> String {
-    let mut h = Sha256::new();
-    h.update(b"zeekml-training-matrix-v1\0");
-    h.update((m.labels.len() as u64).to_le_bytes());
-    h.update((names.len() as u64).to_le_bytes());
-    for name in names {
-        h.update((name.len() as u64).to_le_bytes());
-        h.update(name.as_bytes());
+impl Fingerprint {
+    fn new(names: &[String], rows: usize) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"zeekml-training-matrix-v1\0");
+        h.update((rows as u64).to_le_bytes());
+        h.update((names.len() as u64).to_le_bytes());
+        for name in names {
+            h.update((name.len() as u64).to_le_bytes());
+            h.update(name.as_bytes());
+        }
+        Fingerprint(h)
     }
-    let mut buf = Vec::with_capacity(1 << 16);
-    for part in [&m.x, &m.labels, &m.weights] {
-        for chunk in part.chunks(1 << 14) {
+
+    fn floats(&mut self, values: &[f32]) {
+        let mut buf = Vec::with_capacity(1 << 16);
+        for chunk in values.chunks(1 << 14) {
             buf.clear();
             buf.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
-            h.update(&buf);
+            self.0.update(&buf);
         }
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+
+    fn finish(self) -> String {
+        self.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// One LightGBM dataset to build: the input row at each of its positions,
+/// with labels and weights.
+struct Planned {
+    rows: Vec<u32>,
+    labels: Vec<f32>,
+    weights: Vec<f32>,
 }
 
 fn lightgbm_params(spec: &TrainSpec, early_stopping: Option<u32>) -> serde_json::Value {
@@ -305,33 +321,6 @@ impl Ctx<'_> {
         self.check_rows(read)
     }
 
-    /// Row-major `rows.len() x features` matrix of the given rows.
-    fn gather_row_major(&self, rows: &[u32]) -> Result<Vec<f32>> {
-        let nf = self.names.len();
-        let mut order: Vec<(u32, u32)> = rows
-            .iter()
-            .enumerate()
-            .map(|(k, &r)| (r, k as u32))
-            .collect();
-        order.sort_unstable();
-        let mut x = vec![0f32; rows.len() * nf];
-        // In tiles small enough that every column's writes for a tile stay
-        // in cache: each column is read forwards with its type matched once
-        // per tile.
-        self.features_of(&order, |start, features, here| {
-            for tile in here.chunks(GATHER_TILE) {
-                features.gather_into(
-                    0,
-                    tile.iter().map(|&(r, k)| (k as usize, r as usize - start)),
-                    &mut x,
-                    |k, f| k * nf + f,
-                );
-            }
-            Ok(())
-        })?;
-        Ok(x)
-    }
-
     /// The features of the rows `order` names (`(row, id)` sorted by row),
     /// handed to `f` as columns in blocks of `PREDICT_CHUNK` rows (the last
     /// may be shorter) with the ids of their rows.
@@ -374,14 +363,13 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn matrix(&self, c: &Collapsed, weights: [f64; 2]) -> Result<Matrix> {
-        let rows: Vec<u32> = c
-            .vectors
-            .iter()
-            .map(|&v| self.distinct.reps[v as usize])
-            .collect();
-        Ok(Matrix {
-            x: self.gather_row_major(&rows)?,
+    fn plan(&self, c: &Collapsed, weights: [f64; 2]) -> Planned {
+        Planned {
+            rows: c
+                .vectors
+                .iter()
+                .map(|&v| self.distinct.reps[v as usize])
+                .collect(),
             labels: c.labels.iter().map(|&l| f32::from(l)).collect(),
             weights: c
                 .counts
@@ -389,34 +377,143 @@ impl Ctx<'_> {
                 .zip(&c.labels)
                 .map(|(&n, &l)| (f64::from(n) * weights[l as usize]) as f32)
                 .collect(),
-        })
+        }
     }
 
-    fn dataset(
+    fn api(&self, split: SplitKind, during: &'static str) -> impl FnOnce(String) -> Error + '_ {
+        move |message| Error::LightGbmApi {
+            context: self.split_context(split),
+            during,
+            message,
+        }
+    }
+
+    /// The training dataset (and the validation one, binned like it) in one
+    /// pass over the features: rows go to spill files in matrix order, the
+    /// bins are found on LightGBM's own sample of the training rows, and
+    /// the rows are then pushed to LightGBM a block at a time. Returns the
+    /// datasets and, when asked, the training matrix's fingerprint.
+    fn datasets(
         &self,
         split: SplitKind,
-        m: &Matrix,
-        reference: Option<&Dataset>,
-    ) -> Result<Dataset> {
-        if m.labels.len() > i32::MAX as usize {
-            return Err(Error::TooManyRows {
-                context: self.split_context(split),
-                rows: m.labels.len(),
-            });
+        plans: &[Planned],
+        want_fingerprint: bool,
+    ) -> Result<(Dataset, Option<Dataset>, Option<String>)> {
+        let nf = self.names.len();
+        for p in plans {
+            if p.rows.len() > i32::MAX as usize {
+                return Err(Error::TooManyRows {
+                    context: self.split_context(split),
+                    rows: p.rows.len(),
+                });
+            }
         }
-        let mut ds = Dataset::from_slice_with_reference(
-            &m.x,
-            &m.labels,
-            self.names.len() as i32,
-            true,
-            reference,
-        )
-        .map_err(self.lgbm(split, "build a dataset"))?;
-        ds.set_weights(&m.weights)
-            .map_err(self.lgbm(split, "set row weights"))?;
-        ds.set_feature_names(self.names)
-            .map_err(self.lgbm(split, "set feature names"))?;
-        Ok(ds)
+        let dir = tempfile::Builder::new()
+            .prefix("zeekml-train-")
+            .tempdir()
+            .map_err(|source| Error::Io {
+                during: "create a directory for the training matrix in",
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let sample = binned::sample_rows(plans[0].rows.len())
+            .map_err(self.api(split, "sample rows for the bins"))?;
+        let mut sampled = vec![0f32; sample.len() * nf];
+        let mut spills = plans
+            .iter()
+            .enumerate()
+            .map(|(t, p)| Spill::create(dir.path(), &format!("matrix-{t}"), p.rows.len(), nf))
+            .collect::<Result<Vec<_>>>()?;
+        let mut order: Vec<(u32, (u8, u32))> = plans
+            .iter()
+            .enumerate()
+            .flat_map(|(t, p)| {
+                p.rows
+                    .iter()
+                    .enumerate()
+                    .map(move |(k, &r)| (r, (t as u8, k as u32)))
+            })
+            .collect();
+        order.sort_unstable();
+        let mut tile_x = Vec::new();
+        // In tiles small enough that every column's writes for a tile stay
+        // in cache: each column is read forwards with its type matched once
+        // per tile.
+        self.features_of(&order, |start, features, here| {
+            for tile in here.chunks(GATHER_TILE) {
+                tile_x.clear();
+                tile_x.resize(tile.len() * nf, 0.0);
+                features.gather_into(
+                    0,
+                    tile.iter()
+                        .enumerate()
+                        .map(|(k, &(r, _))| (k, r as usize - start)),
+                    &mut tile_x,
+                    |k, f| k * nf + f,
+                );
+                for (values, &(_, (t, k))) in tile_x.chunks_exact(nf).zip(tile) {
+                    spills[t as usize].write(k as usize, values)?;
+                    if t == 0 {
+                        if let Ok(i) = sample.binary_search(&(k as usize)) {
+                            sampled[i * nf..(i + 1) * nf].copy_from_slice(values);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        drop(order);
+        let mut spills = spills.into_iter();
+        let mut fingerprint = want_fingerprint.then(|| Fingerprint::new(self.names, plans[0].rows.len()));
+        let mut saved = Vec::new();
+        let mut train: Option<Binned> = None;
+        for (t, (plan, spill)) in plans.iter().zip(spills.by_ref()).enumerate() {
+            let mut ds = match &train {
+                None => Binned::from_sample(&sampled, nf, plan.rows.len())
+                    .map_err(self.api(split, "find the bins"))?,
+                Some(reference) => Binned::like(reference, plan.rows.len())
+                    .map_err(self.api(split, "build a validation dataset"))?,
+            };
+            spill.blocks(|start, x| {
+                if t == 0 {
+                    if let Some(f) = &mut fingerprint {
+                        f.floats(x);
+                    }
+                }
+                ds.push(x, start).map_err(self.api(split, "push rows"))
+            })?;
+            ds.set_field(c"label", &plan.labels)
+                .map_err(self.api(split, "set labels"))?;
+            ds.set_field(c"weight", &plan.weights)
+                .map_err(self.api(split, "set row weights"))?;
+            if t == 0 {
+                if let Some(f) = &mut fingerprint {
+                    f.floats(&plan.labels);
+                    f.floats(&plan.weights);
+                }
+            }
+            let path = dir.path().join(format!("dataset-{t}.bin"));
+            ds.save(&path)
+                .map_err(self.api(split, "write the binary dataset"))?;
+            saved.push(path);
+            if train.is_none() {
+                train = Some(ds);
+            }
+        }
+        drop((train, sampled));
+        let load = |path: &Path, reference: Option<&Dataset>| -> Result<Dataset> {
+            let mut ds = Dataset::from_file_with_reference(&path.to_string_lossy(), reference)
+                .map_err(self.lgbm(split, "load the binary dataset"))?;
+            ds.set_feature_names(self.names)
+                .map_err(self.lgbm(split, "set feature names"))?;
+            Ok(ds)
+        };
+        let train_ds = load(&saved[0], None)?;
+        let valid_ds = match saved.get(1) {
+            Some(path) => Some(load(path, Some(&train_ds))?),
+            None => None,
+        };
+        Ok((train_ds, valid_ds, fingerprint.map(Fingerprint::finish)))
     }
 
     fn fit(&self, split: SplitKind, sides: &[u8], want_fingerprint: bool) -> Result<Fitted> {
@@ -447,19 +544,14 @@ impl Ctx<'_> {
             });
         }
         let weights = class_weights(self.spec.params.class_weight, train.class_rows);
-        let m = self.matrix(&train, weights)?;
-        let fingerprint = want_fingerprint.then(|| fingerprint(self.names, &m));
-        let train_ds = self.dataset(split, &m, None)?;
-        drop(m);
         let valid = collapse(sides, VALID, self.labels, self.distinct, None);
         let early = self.spec.params.early_stopping().filter(|_| valid.rows > 0);
-        let valid_ds = match early {
-            Some(_) => {
-                let vm = self.matrix(&valid, weights)?;
-                Some(self.dataset(split, &vm, Some(&train_ds))?)
-            }
-            None => None,
-        };
+        let mut plans = vec![self.plan(&train, weights)];
+        if early.is_some() {
+            plans.push(self.plan(&valid, weights));
+        }
+        let (train_ds, valid_ds, fingerprint) = self.datasets(split, &plans, want_fingerprint)?;
+        drop(plans);
         let prepared = started.elapsed().as_secs_f64();
         let booster =
             Booster::train_with_valid(train_ds, valid_ds, &lightgbm_params(self.spec, early))
@@ -777,6 +869,8 @@ pub struct Trained {
     pub importance: RecordBatch,
     /// The model of `deploy_split`, ready to save.
     pub deployed: SavedModel,
+    /// Rows of the input.
+    pub input_rows: u64,
     /// Scored rows handed to the sink, all splits.
     pub scored_rows: u64,
 }
@@ -975,6 +1069,7 @@ pub fn train(spec: &TrainSpec, source: &dyn Source, sink: &mut ScoredSink<'_>) -
         metric_rows,
         importance,
         deployed,
+        input_rows: prepared.rows as u64,
         scored_rows,
     })
 }

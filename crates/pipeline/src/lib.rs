@@ -17,6 +17,7 @@ pub mod runner;
 pub mod score;
 pub mod session;
 pub mod sql_stage;
+mod table_files;
 mod train;
 pub mod warehouse;
 

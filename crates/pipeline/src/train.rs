@@ -4,30 +4,35 @@
 
 use std::path::{Path, PathBuf};
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
-use zeekml_model::{FeatureStage, TrainSpec};
+use tokio::sync::mpsc;
+use zeekml_model::{External, FeatureStage, Source, TrainSpec};
 
-use crate::config::Pipeline;
+use crate::config::{Pipeline, StageSpec};
 use crate::error::Result;
 use crate::evaluate::{self, EVALUATED};
 use crate::runner::{sql_lineage, StageOutcome};
+use crate::table_files::TableFiles;
 use crate::warehouse::Warehouse;
 
-/// Tables the stage writes.
-pub const SCORED: &str = "scored";
-/// One row per (split, model).
-pub const METRICS: &str = "metrics";
-/// Gain and split counts per feature.
-pub const IMPORTANCE: &str = "feature_importance";
-
-pub(crate) async fn run_train(
+/// The input table as training reads it: a committed table file by file,
+/// and a view (or a partitioned table) collected into memory.
+async fn training_input(
     ctx: &SessionContext,
     wh: &Warehouse,
     pipeline: &Pipeline,
-    index: usize,
     spec: &TrainSpec,
-) -> Result<StageOutcome> {
+) -> Result<Box<dyn Source + Send>> {
     crate::runner::register_input(ctx, wh, pipeline, &spec.input).await?;
+    let is_view = pipeline.file.stages.iter().any(|s| {
+        matches!(s, StageSpec::Sql(s) if s.name == spec.input && !s.materialize)
+    });
+    if !is_view {
+        if let Some(files) = TableFiles::open(&wh.table_dir(&spec.input))? {
+            return Ok(Box::new(files));
+        }
+    }
     let table = ctx.table(spec.input.as_str()).await?;
     // Only the keys, the label and the features are held in memory; a bad
     // feature list keeps every column so that the model names what is wrong.
@@ -48,33 +53,58 @@ pub(crate) async fn run_train(
         }
         Err(_) => table,
     };
-    let batches = table.collect().await?;
-    let rows_in: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    Ok(Box::new(table.collect().await?))
+}
+
+/// Tables the stage writes.
+pub const SCORED: &str = "scored";
+/// One row per (split, model).
+pub const METRICS: &str = "metrics";
+/// Gain and split counts per feature.
+pub const IMPORTANCE: &str = "feature_importance";
+
+pub(crate) async fn run_train(
+    ctx: &SessionContext,
+    wh: &Warehouse,
+    pipeline: &Pipeline,
+    index: usize,
+    spec: &TrainSpec,
+) -> Result<StageOutcome> {
+    let source = training_input(ctx, wh, pipeline, spec).await?;
     let lineage = sql_lineage(pipeline, index, &spec.input)?;
+    // The scored rows are written as training produces them, split by
+    // split, so that they are never all in memory.
+    let (tx, rx) = mpsc::channel::<RecordBatch>(2);
     let owned = spec.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || zeekml_model::train_and_evaluate(&owned, &batches))
-            .await??;
-    let scored_rows: u64 = outcome.scored.iter().map(|b| b.num_rows() as u64).sum();
-    let mut deployed = outcome.deployed;
-    let scored_schema = outcome
-        .scored
-        .first()
-        .map(|b| b.schema())
-        .unwrap_or_else(|| outcome.metrics.schema());
+    let training = tokio::task::spawn_blocking(move || {
+        let mut sink = |b: RecordBatch| {
+            tx.blocking_send(b)
+                .map_err(|_| External::from("the writer of the scored table stopped"))
+        };
+        zeekml_model::train(&owned, source.as_ref(), &mut sink)
+    });
+    let (trained, written) = tokio::join!(training, wh.stage_received(Path::new(SCORED), rx));
+    let (trained, scored_dir) = match (trained?, written) {
+        (Ok(trained), Ok((dir, _))) => (trained, dir),
+        (Err(e), Ok((dir, _))) => {
+            wh.discard(&dir);
+            return Err(e.into());
+        }
+        // The writer's error is the cause of the one training reports.
+        (_, Err(e)) => return Err(e),
+    };
+    let rows_in = trained.input_rows;
+    let scored_rows = trained.scored_rows;
+    let mut deployed = trained.deployed;
     // Every table is staged, and committed only once all are written and
     // the evaluations have run: a failure leaves the earlier run's tables.
-    let mut staged: Vec<(PathBuf, &str)> = Vec::new();
+    let mut staged: Vec<(PathBuf, &str)> = vec![(scored_dir, SCORED)];
     let result = async {
-        let (dir, _) = wh
-            .stage_batches(ctx, scored_schema, outcome.scored, Path::new(SCORED))
-            .await?;
-        staged.push((dir, SCORED));
         let (dir, _) = wh
             .stage_batches(
                 ctx,
-                outcome.importance.schema(),
-                vec![outcome.importance],
+                trained.importance.schema(),
+                vec![trained.importance],
                 Path::new(IMPORTANCE),
             )
             .await?;
@@ -97,7 +127,7 @@ pub(crate) async fn run_train(
             .iter()
             .map(serde_json::to_value)
             .collect::<std::result::Result<_, _>>()?;
-        let mut metric_rows = outcome.metric_rows;
+        let mut metric_rows = trained.metric_rows;
         metric_rows.extend(evaluated.rows);
         let metrics = zeekml_model::metrics_batch(&metric_rows)?;
         let (dir, _) = wh

@@ -20,6 +20,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::config::valid_table_name;
@@ -295,6 +296,53 @@ impl Warehouse {
         match write_parquet_dir(df, &staging).await {
             Ok(rows) => Ok((staging, rows)),
             Err(e) => {
+                self.discard(&staging);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Warehouse {
+    /// Writes batches as they arrive on `rx` into one file of a staging
+    /// directory for `target`, and returns it with the rows written once
+    /// every sender is gone (see [`Self::stage_batches`]). On an error the
+    /// directory is discarded and `rx` dropped, which the senders see.
+    pub async fn stage_received(
+        &self,
+        target: &Path,
+        mut rx: mpsc::Receiver<RecordBatch>,
+    ) -> Result<(PathBuf, u64)> {
+        let staging = self.staging_for(target)?;
+        let path = staging.join("part-00000.parquet");
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut out: Option<ParquetOut> = None;
+        let mut rows = 0;
+        let written = async {
+            while let Some(batch) = rx.recv().await {
+                rows += batch.num_rows() as u64;
+                let file = match &mut out {
+                    Some(file) => file,
+                    None => out.insert(ParquetOut::create(&path, batch.schema(), threads)?),
+                };
+                file.push(batch).await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        match (written, out) {
+            (Ok(()), Some(file)) => match file.finish().await {
+                Ok(()) => return Ok((staging, rows)),
+                Err(e) => {
+                    self.discard(&staging);
+                    return Err(e);
+                }
+            },
+            (Ok(()), None) => Ok((staging, 0)),
+            (Err(e), file) => {
+                if let Some(file) = file {
+                    file.discard().await;
+                }
                 self.discard(&staging);
                 Err(e)
             }

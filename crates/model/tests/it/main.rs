@@ -4,6 +4,7 @@
 
 mod data;
 mod forest;
+mod passes;
 mod shap;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
