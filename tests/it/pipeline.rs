@@ -1,5 +1,8 @@
 //! The UWF pipeline end to end, on generated and real data.
 
+use std::path::Path;
+use std::process::Output;
+
 use crate::{generate, realdata, repo, scalar, sql, uwf_pipeline, zeekml};
 
 #[test]
@@ -291,4 +294,82 @@ fn logs_captured_by_a_scheduler_have_no_colour_codes() {
             }
         }
     }
+}
+
+/// `zeekml run` of `pipeline` on `input` with `TMPDIR` set to `tmpdir`.
+fn run_with_tmpdir(pipeline: &Path, input: &Path, warehouse: &Path, tmpdir: &Path) -> Output {
+    zeekml()
+        .arg("run")
+        .arg(pipeline)
+        .arg("--set")
+        .arg(format!("input={}", input.display()))
+        .arg("--warehouse")
+        .arg(warehouse)
+        .env("TMPDIR", tmpdir)
+        .output()
+        .expect("run zeekml")
+}
+
+#[test]
+fn a_table_read_in_passes_trains_the_model_a_view_in_memory_does() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("uwf");
+    generate(&data, 30_000, 11);
+    let spill = tmp.path().join("spill");
+    std::fs::create_dir_all(&spill).unwrap();
+    let threshold = Some("{ rule = \"best_f1\" }");
+    // `features` as a table (read file by file, the rows spilled to TMPDIR
+    // in matrix order) and as a view (collected into memory).
+    let files = uwf_pipeline(tmp.path(), threshold, "");
+    let text = std::fs::read_to_string(&files).unwrap();
+    let view_dir = tmp.path().join("view");
+    std::fs::create_dir_all(&view_dir).unwrap();
+    let view = view_dir.join("uwf_recon_view.toml");
+    assert!(text.contains("features.sql\"\n"));
+    std::fs::write(
+        &view,
+        text.replace("features.sql\"\n", "features.sql\"\nmaterialize = false\n"),
+    )
+    .unwrap();
+    let (wh_files, wh_view) = (tmp.path().join("wh_files"), tmp.path().join("wh_view"));
+    for (pipeline, wh) in [(&files, &wh_files), (&view, &wh_view)] {
+        let out = run_with_tmpdir(pipeline, &data, wh, &spill);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(wh_files.join("features").is_dir());
+    assert!(!wh_view.join("features").exists());
+    let model = |wh: &Path| std::fs::read_to_string(wh.join("models/uwf_recon/model.txt")).unwrap();
+    assert_eq!(model(&wh_files), model(&wh_view));
+    let metrics = "SELECT split, rows, positives, roc_auc, pr_auc, f1, threshold, tp, fp FROM metrics ORDER BY split, data";
+    assert_eq!(sql(&wh_files, metrics), sql(&wh_view, metrics));
+    let scored = "SELECT uid, ts, split, side, score, predicted FROM scored ORDER BY uid, ts, split, side, score";
+    let rows = sql(&wh_files, scored);
+    assert_eq!(rows.lines().count(), 1 + 60_000);
+    assert_eq!(rows, sql(&wh_view, scored));
+    // The spilled matrix and LightGBM's binary datasets are gone.
+    let left: Vec<_> = std::fs::read_dir(&spill).unwrap().collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+}
+
+#[test]
+fn a_temporary_directory_that_cannot_be_written_is_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("uwf");
+    generate(&data, 5_000, 3);
+    let pipeline = uwf_pipeline(tmp.path(), Some("{ rule = \"best_f1\" }"), "");
+    let missing = tmp.path().join("no-such-dir");
+    let out = run_with_tmpdir(&pipeline, &data, &tmp.path().join("wh"), &missing);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "could not create a directory for the training matrix in {}",
+            missing.display()
+        )),
+        "{stderr}"
+    );
 }

@@ -153,11 +153,7 @@ impl Binned {
     /// Sets a per-row field (`label`, `weight`).
     pub(crate) fn set_field(&mut self, name: &CStr, values: &[f32]) -> Result<(), String> {
         if values.len() != self.rows {
-            return Err(format!(
-                "{} values for {} rows",
-                values.len(),
-                self.rows
-            ));
+            return Err(format!("{} values for {} rows", values.len(), self.rows));
         }
         // SAFETY: `values` holds one float per row, alive for the call.
         check(unsafe {

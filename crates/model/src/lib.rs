@@ -18,8 +18,8 @@ mod reasons;
 mod saved;
 mod shap;
 mod source;
-mod spill;
 mod spec;
+mod spill;
 mod split;
 mod table;
 mod train;
@@ -35,4 +35,4 @@ pub use saved::{
 pub use shap::{ExplainScratch, Explainer};
 pub use source::{Batches, External, InMemory, Source};
 pub use spec::{ClassWeight, LgbmParams, SplitKind, Threshold, ThresholdRule, TrainSpec};
-pub use train::{train, train_and_evaluate, ScoredSink, Trained, TrainOutcome};
+pub use train::{train, train_and_evaluate, ScoredSink, TrainOutcome, Trained};

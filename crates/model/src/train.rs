@@ -16,6 +16,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::info;
 
+use crate::binned::{self, Binned};
 use crate::error::{Error, Result};
 use crate::forest::Forest;
 use crate::hash;
@@ -23,11 +24,10 @@ use crate::metrics;
 use crate::metrics_table::{metrics_batch, MetricsRow, Rates, MODEL_KIND};
 use crate::reasons::{ReasonRows, Reasons};
 use crate::saved::{FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK};
+use crate::source::{each_batch, each_batch_with, External, InMemory, Source};
 use crate::spec::{ClassWeight, SplitKind, Threshold, ThresholdRule, TrainSpec};
 use crate::spill::Spill;
 use crate::split::{self, SIDE_NAMES, TEST, TRAIN, VALID};
-use crate::binned::{self, Binned};
-use crate::source::{each_batch, each_batch_with, External, InMemory, Source};
 use crate::table::{
     hash_column_into, hash_values, read_labels, read_times, Features, Table, GATHER_TILE,
 };
@@ -187,7 +187,11 @@ impl Fingerprint {
     }
 
     fn finish(self) -> String {
-        self.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -464,7 +468,8 @@ impl Ctx<'_> {
         })?;
         drop(order);
         let mut spills = spills.into_iter();
-        let mut fingerprint = want_fingerprint.then(|| Fingerprint::new(self.names, plans[0].rows.len()));
+        let mut fingerprint =
+            want_fingerprint.then(|| Fingerprint::new(self.names, plans[0].rows.len()));
         let mut saved = Vec::new();
         let mut train: Option<Binned> = None;
         for (t, (plan, spill)) in plans.iter().zip(spills.by_ref()).enumerate() {
@@ -696,13 +701,14 @@ impl Ctx<'_> {
                     out.push(column);
                 }
             }
-            let scored = RecordBatch::try_new(Arc::new(Schema::new(fields)), out).map_err(
-                |source| Error::Arrow {
-                    context: self.context.clone(),
-                    during: "build the scored table",
-                    source,
-                },
-            )?;
+            let scored =
+                RecordBatch::try_new(Arc::new(Schema::new(fields)), out).map_err(|source| {
+                    Error::Arrow {
+                        context: self.context.clone(),
+                        during: "build the scored table",
+                        source,
+                    }
+                })?;
             written += n as u64;
             sink(scored).map_err(|source| Error::Output {
                 context: self.context.clone(),
@@ -1029,7 +1035,8 @@ pub fn train(spec: &TrainSpec, source: &dyn Source, sink: &mut ScoredSink<'_>) -
             position,
             feature_names: &feature_names,
         });
-        scored_rows += ctx.write_scored(split, &keys, (&sides, scores, threshold), reasons, sink)?;
+        scored_rows +=
+            ctx.write_scored(split, &keys, (&sides, scores, threshold), reasons, sink)?;
         metric_rows.push(row);
     }
     let importance = batch(
@@ -1127,7 +1134,12 @@ fn prepare(
                 rows: start + batch.num_rows(),
             });
         }
-        let table = Table::at(std::slice::from_ref(batch), start, &spec.input, context.clone());
+        let table = Table::at(
+            std::slice::from_ref(batch),
+            start,
+            &spec.input,
+            context.clone(),
+        );
         let features = Features::resolve(&table, names)?;
         let l = read_labels(&table, &spec.label)?;
         let (h, h2) = features.hash_rows(&table)?;

@@ -55,12 +55,10 @@ impl TableFiles {
 
     fn reader(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
         let file = File::open(path).map_err(io(path))?;
-        Ok(ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
-            crate::error::Error::BadFile {
-                file: path.display().to_string(),
-                message: e.to_string(),
-            }
-        })?)
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| crate::error::Error::BadFile {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// One file's batches of `columns`.

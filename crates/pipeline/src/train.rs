@@ -25,9 +25,11 @@ async fn training_input(
     spec: &TrainSpec,
 ) -> Result<Box<dyn Source + Send>> {
     crate::runner::register_input(ctx, wh, pipeline, &spec.input).await?;
-    let is_view = pipeline.file.stages.iter().any(|s| {
-        matches!(s, StageSpec::Sql(s) if s.name == spec.input && !s.materialize)
-    });
+    let is_view = pipeline
+        .file
+        .stages
+        .iter()
+        .any(|s| matches!(s, StageSpec::Sql(s) if s.name == spec.input && !s.materialize));
     if !is_view {
         if let Some(files) = TableFiles::open(&wh.table_dir(&spec.input))? {
             return Ok(Box::new(files));

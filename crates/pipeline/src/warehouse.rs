@@ -332,10 +332,10 @@ impl Warehouse {
         .await;
         match (written, out) {
             (Ok(()), Some(file)) => match file.finish().await {
-                Ok(()) => return Ok((staging, rows)),
+                Ok(()) => Ok((staging, rows)),
                 Err(e) => {
                     self.discard(&staging);
-                    return Err(e);
+                    Err(e)
                 }
             },
             (Ok(()), None) => Ok((staging, 0)),
