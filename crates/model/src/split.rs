@@ -28,30 +28,27 @@ fn valid_share(n: usize, fraction: f64) -> usize {
     share(n, fraction).min(n.saturating_sub(1))
 }
 
-/// Sorts `(rank, tiebreak, item)` and hands out sides: the first `n_test`
-/// items test, the next share of the rest valid, the remainder train.
+/// Hands out sides to items sorted by rank: the first `n_test` items
+/// test, the next share of the rest valid, the remainder train, each told
+/// to `set(item, side)`.
 fn deal(
-    mut ranked: Vec<(u64, u64, u32)>,
+    ranked: Vec<(u64, u32)>,
     test_fraction: f64,
     valid_fraction: f64,
-) -> Vec<(u32, u8)> {
-    ranked.sort_unstable();
+    mut set: impl FnMut(u32, u8),
+) {
     let n_test = share(ranked.len(), test_fraction);
     let n_valid = valid_share(ranked.len() - n_test, valid_fraction);
-    ranked
-        .into_iter()
-        .enumerate()
-        .map(|(k, (_, _, item))| {
-            let side = if k < n_test {
-                TEST
-            } else if k < n_test + n_valid {
-                VALID
-            } else {
-                TRAIN
-            };
-            (item, side)
-        })
-        .collect()
+    for (k, (_, item)) in ranked.into_iter().enumerate() {
+        let side = if k < n_test {
+            TEST
+        } else if k < n_test + n_valid {
+            VALID
+        } else {
+            TRAIN
+        };
+        set(item, side);
+    }
 }
 
 /// Occurrence number of each row among rows with the same content hash.
@@ -132,19 +129,29 @@ pub(crate) fn random_stratified(
     let occ = occurrences(content);
     let mut sides = vec![TRAIN; content.len()];
     for class in [0u8, 1] {
-        let ranked: Vec<(u64, u64, u32)> = (0..content.len())
+        let mut ranked: Vec<(u64, u32)> = (0..content.len())
             .filter(|&i| labels[i] == class)
             .map(|i| {
                 (
                     hash::rank(seed, SALT_TEST, content[i], u64::from(occ[i])),
-                    content[i],
                     i as u32,
                 )
             })
             .collect();
-        for (i, side) in deal(ranked, test_fraction, valid_fraction) {
-            sides[i as usize] = side;
+        ranked.sort_unstable();
+        // Rows whose ranks collide are ordered by content, so that the row
+        // position only orders identical rows.
+        let mut k = 0;
+        while k < ranked.len() {
+            let run = ranked[k..].partition_point(|r| r.0 == ranked[k].0);
+            if run > 1 {
+                ranked[k..k + run].sort_unstable_by_key(|&(_, i)| (content[i as usize], i));
+            }
+            k += run;
         }
+        deal(ranked, test_fraction, valid_fraction, |i, side| {
+            sides[i as usize] = side
+        });
     }
     sides
 }
@@ -171,35 +178,39 @@ pub(crate) fn dedup(
         .map(|(i, &g)| (g, i as u32))
         .collect();
     by_group.sort_unstable();
-    // Runs of equal group key: (key, first index into by_group, end, label).
-    let mut groups: Vec<(u64, usize, usize, u8)> = Vec::new();
-    let mut k = 0;
-    while k < n {
-        let key = by_group[k].0;
-        let mut end = k;
-        let mut label = 0u8;
-        while end < n && by_group[end].0 == key {
-            label = label.max(labels[by_group[end].1 as usize]);
-            end += 1;
+    // Runs of equal group key: where each starts in `by_group` (and one
+    // end), and the group's label. Groups are numbered in key order, so the
+    // number breaks rank ties as the key would.
+    let mut starts: Vec<u32> = Vec::new();
+    let mut group_labels: Vec<u8> = Vec::new();
+    for (k, &(key, row)) in by_group.iter().enumerate() {
+        if k == 0 || by_group[k - 1].0 != key {
+            starts.push(k as u32);
+            group_labels.push(0);
         }
-        groups.push((key, k, end, label));
-        k = end;
+        if let Some(l) = group_labels.last_mut() {
+            *l = (*l).max(labels[row as usize]);
+        }
     }
+    starts.push(n as u32);
     let mut sides = vec![TRAIN; n];
     for class in [0u8, 1] {
-        let ranked: Vec<(u64, u64, u32)> = groups
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| g.3 == class)
-            .map(|(gi, g)| (hash::rank(seed, SALT_GROUP, g.0, 0), g.0, gi as u32))
+        let mut ranked: Vec<(u64, u32)> = (0..group_labels.len())
+            .filter(|&g| group_labels[g] == class)
+            .map(|g| {
+                let key = by_group[starts[g] as usize].0;
+                (hash::rank(seed, SALT_GROUP, key, 0), g as u32)
+            })
             .collect();
-        for (gi, side) in deal(ranked, test_fraction, valid_fraction) {
-            let (_, from, to, _) = groups[gi as usize];
+        ranked.sort_unstable();
+        deal(ranked, test_fraction, valid_fraction, |g, side| {
+            let (from, to) = (starts[g as usize] as usize, starts[g as usize + 1] as usize);
             for &(_, row) in &by_group[from..to] {
                 sides[row as usize] = side;
             }
-        }
+        });
     }
+    drop((by_group, starts, group_labels));
     mark_duplicates(&mut sides, content, TEST, TEST_DUP);
     mark_duplicates(&mut sides, content, VALID, VALID_DUP);
     sides

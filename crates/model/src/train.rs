@@ -555,6 +555,8 @@ impl Ctx<'_> {
         if early.is_some() {
             plans.push(self.plan(&valid, weights));
         }
+        let (train_rows, train_distinct, valid_rows) = (train.rows, train.vectors.len(), valid.rows);
+        drop((train, valid));
         let (train_ds, valid_ds, fingerprint) = self.datasets(split, &plans, want_fingerprint)?;
         drop(plans);
         let prepared = started.elapsed().as_secs_f64();
@@ -570,9 +572,9 @@ impl Ctx<'_> {
         Ok(Fitted {
             best_iteration: i64::from(booster.num_iterations()),
             booster,
-            train_rows: train.rows,
-            train_distinct: train.vectors.len(),
-            valid_rows: valid.rows,
+            train_rows,
+            train_distinct,
+            valid_rows,
             seconds: started.elapsed().as_secs_f64(),
             fingerprint,
         })
