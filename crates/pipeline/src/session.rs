@@ -45,11 +45,7 @@ pub fn context_with_memory_limit(
     // Each sort holds back this much for its spill merge; the default
     // 10 MB per sort would use up a small pool in a plan of many sorts.
     let reservation = (limit / 256).min(10 << 20);
-    // Hash joins hold their whole build side and cannot spill in DataFusion
-    // 55; sort-merge joins read sorted inputs, and those sorts spill.
-    let config = config(cores())
-        .with_sort_spill_reservation_bytes(reservation)
-        .set_bool("datafusion.optimizer.prefer_hash_join", false);
+    let config = config(cores()).with_sort_spill_reservation_bytes(reservation);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     register_functions(&ctx);
     Ok(ctx)
