@@ -555,7 +555,8 @@ impl Ctx<'_> {
         if early.is_some() {
             plans.push(self.plan(&valid, weights));
         }
-        let (train_rows, train_distinct, valid_rows) = (train.rows, train.vectors.len(), valid.rows);
+        let (train_rows, train_distinct, valid_rows) =
+            (train.rows, train.vectors.len(), valid.rows);
         drop((train, valid));
         let (train_ds, valid_ds, fingerprint) = self.datasets(split, &plans, want_fingerprint)?;
         drop(plans);
