@@ -15,9 +15,6 @@ use crate::error::{io, Result};
 /// Rows per batch of a pass.
 const BATCH_ROWS: usize = 65_536;
 
-/// Batches decoded ahead of the pass that reads them.
-const READ_AHEAD: usize = 2;
-
 /// The Parquet files of a table written whole.
 pub(crate) struct TableFiles {
     files: Vec<PathBuf>,
@@ -94,33 +91,22 @@ impl Source for TableFiles {
         Some(self.schema.clone())
     }
 
-    /// The files are decoded on a thread of their own, a few batches ahead
-    /// of training, which works on the batch before.
     fn scan(&self, columns: &[String]) -> std::result::Result<Batches<'_>, External> {
         let columns = columns.to_vec();
-        let files = self.files.clone();
-        let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
-        std::thread::Builder::new()
-            .name("zeekml-train-read".to_string())
-            .spawn(move || {
-                for path in &files {
-                    let batches = match Self::scan_file(path, &columns) {
-                        Ok(batches) => batches,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    for b in batches {
-                        let failed = b.is_err();
-                        // A closed channel: the pass stopped early.
-                        if tx.send(b).is_err() || failed {
-                            return;
-                        }
-                    }
+        let mut files = self.files.iter();
+        let mut current: Option<Batches<'static>> = None;
+        Ok(Box::new(std::iter::from_fn(move || loop {
+            if let Some(batches) = &mut current {
+                if let Some(b) = batches.next() {
+                    return Some(b);
                 }
-            })?;
-        Ok(Box::new(rx.into_iter()))
+            }
+            let path = files.next()?;
+            match Self::scan_file(path, &columns) {
+                Ok(batches) => current = Some(batches),
+                Err(e) => return Some(Err(e)),
+            }
+        })))
     }
 
     fn num_rows(&self) -> Option<usize> {
