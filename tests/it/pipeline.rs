@@ -316,7 +316,14 @@ fn a_table_read_in_passes_trains_the_model_a_view_in_memory_does() {
     let data = tmp.path().join("uwf");
     generate(&data, 30_000, 11);
     let spill = tmp.path().join("spill");
-    std::fs::create_dir_all(&spill).unwrap();
+    // What a run killed while training leaves: its process is gone (pids
+    // stop at 4,194,304), so the next run removes it.
+    let stale = spill.join("zeekml-train-4194999-a1b2c3");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("matrix-0-00000"), b"partial").unwrap();
+    // Another program's directory stays.
+    let other = spill.join("zeekml-train-notes");
+    std::fs::create_dir_all(&other).unwrap();
     let threshold = Some("{ rule = \"best_f1\" }");
     // `features` as a table (read file by file, the rows spilled to TMPDIR
     // in matrix order) and as a view (collected into memory).
@@ -350,9 +357,13 @@ fn a_table_read_in_passes_trains_the_model_a_view_in_memory_does() {
     let rows = sql(&wh_files, scored);
     assert_eq!(rows.lines().count(), 1 + 60_000);
     assert_eq!(rows, sql(&wh_view, scored));
-    // The spilled matrix and LightGBM's binary datasets are gone.
-    let left: Vec<_> = std::fs::read_dir(&spill).unwrap().collect();
-    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+    // The spilled matrix and LightGBM's binary datasets are gone, and so is
+    // the stale run's directory.
+    let left: Vec<String> = std::fs::read_dir(&spill)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["zeekml-train-notes".to_string()]);
 }
 
 #[test]

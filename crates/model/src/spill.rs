@@ -11,6 +11,52 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// Prefix of a training run's directory in the temporary directory; the
+/// process id follows, so that another run can tell whether it is stale.
+const DIR_PREFIX: &str = "zeekml-train-";
+
+/// A directory for one split's spill files and datasets in `TMPDIR`,
+/// removed when dropped. Directories of processes that no longer run (a run
+/// killed while training) are removed first.
+pub(crate) fn spill_dir() -> Result<tempfile::TempDir> {
+    let tmp = std::env::temp_dir();
+    remove_stale(&tmp);
+    tempfile::Builder::new()
+        .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
+        .tempdir_in(&tmp)
+        .map_err(|source| Error::Io {
+            during: "create a directory for the training matrix in",
+            path: tmp,
+            source,
+        })
+}
+
+/// Removes `zeekml-train-<pid>-*` directories whose process is gone. Only
+/// where `/proc` tells which processes run; a failure leaves them.
+fn remove_stale(tmp: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            tracing::info!(dir = %entry.path().display(), pid, "removing the spill files of a run that ended without removing them");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Rows per block: 262,144 rows of 44 features are 46 MB.
 pub(crate) const BLOCK_ROWS: usize = 1 << 18;
 

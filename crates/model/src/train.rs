@@ -26,7 +26,7 @@ use crate::reasons::{ReasonRows, Reasons};
 use crate::saved::{FeatureSource, ModelCard, SavedModel, LIGHTGBM3_VERSION, PREDICT_CHUNK};
 use crate::source::{each_batch, each_batch_with, External, InMemory, Source};
 use crate::spec::{ClassWeight, SplitKind, Threshold, ThresholdRule, TrainSpec};
-use crate::spill::Spill;
+use crate::spill::{self, Spill};
 use crate::split::{self, SIDE_NAMES, TEST, TRAIN, VALID};
 use crate::table::{
     hash_column_into, hash_values, read_labels, read_times, Features, Table, GATHER_TILE,
@@ -412,14 +412,7 @@ impl Ctx<'_> {
                 });
             }
         }
-        let dir = tempfile::Builder::new()
-            .prefix("zeekml-train-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                during: "create a directory for the training matrix in",
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let dir = spill::spill_dir()?;
         let sample = binned::sample_rows(plans[0].rows.len())
             .map_err(self.api(split, "sample rows for the bins"))?;
         let mut sampled = vec![0f32; sample.len() * nf];
