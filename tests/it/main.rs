@@ -32,17 +32,21 @@ pub fn zeekml() -> Command {
     cmd
 }
 
-/// `zeekml run PIPELINE --set input=INPUT --warehouse WH`, which must succeed.
-pub fn run_with_input(pipeline: &Path, input: &Path, warehouse: &Path) {
-    zeekml()
-        .arg("run")
+/// `zeekml run PIPELINE --set input=INPUT --warehouse WH`, not yet run.
+pub fn run_command(pipeline: &Path, input: &Path, warehouse: &Path) -> Command {
+    let mut cmd = zeekml();
+    cmd.arg("run")
         .arg(pipeline)
         .arg("--set")
         .arg(format!("input={}", input.display()))
         .arg("--warehouse")
-        .arg(warehouse)
-        .assert()
-        .success();
+        .arg(warehouse);
+    cmd
+}
+
+/// [`run_command`], which must succeed.
+pub fn run_with_input(pipeline: &Path, input: &Path, warehouse: &Path) {
+    run_command(pipeline, input, warehouse).assert().success();
 }
 
 /// The NjRAT capture as the day 2017-03-08 under `dir/logs`, scored into

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::{generate, realdata, repo, scalar, sql, uwf_pipeline, zeekml};
+use crate::{generate, realdata, repo, run_command, scalar, sql, uwf_pipeline, zeekml};
 
 #[test]
 fn generated_data_runs_through_every_stage_idempotently() {
@@ -298,13 +298,7 @@ fn logs_captured_by_a_scheduler_have_no_colour_codes() {
 
 /// `zeekml run` of `pipeline` on `input` with `TMPDIR` set to `tmpdir`.
 fn run_with_tmpdir(pipeline: &Path, input: &Path, warehouse: &Path, tmpdir: &Path) -> Output {
-    zeekml()
-        .arg("run")
-        .arg(pipeline)
-        .arg("--set")
-        .arg(format!("input={}", input.display()))
-        .arg("--warehouse")
-        .arg(warehouse)
+    run_command(pipeline, input, warehouse)
         .env("TMPDIR", tmpdir)
         .output()
         .expect("run zeekml")

@@ -1,5 +1,6 @@
-//! `train_and_evaluate`: one LightGBM model per split, scored rows, metrics,
-//! feature importance and the deployable model.
+//! [`train`] (input read in passes, scored rows to a sink) and
+//! [`train_and_evaluate`] (batches in memory): one LightGBM model per split,
+//! scored rows, metrics, feature importance and the deployable model.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -460,12 +461,11 @@ impl Ctx<'_> {
             Ok(())
         })?;
         drop(order);
-        let mut spills = spills.into_iter();
         let mut fingerprint =
             want_fingerprint.then(|| Fingerprint::new(self.names, plans[0].rows.len()));
         let mut saved = Vec::new();
         let mut train: Option<Binned> = None;
-        for (t, (plan, spill)) in plans.iter().zip(spills.by_ref()).enumerate() {
+        for (t, (plan, spill)) in plans.iter().zip(spills).enumerate() {
             let mut ds = match &train {
                 None => Binned::from_sample(&sampled, nf, plan.rows.len())
                     .map_err(self.api(split, "find the bins"))?,
@@ -608,13 +608,8 @@ impl Ctx<'_> {
         Ok((rows, position))
     }
 
-    fn sides(
-        &self,
-        split: SplitKind,
-        content: &[u64],
-        group: &[u64],
-        ts: Option<&[f64]>,
-    ) -> Vec<u8> {
+    fn sides(&self, split: SplitKind, group: &[u64], ts: Option<&[f64]>) -> Vec<u8> {
+        let content = self.content;
         let s = self.spec;
         let vf = if s.params.early_stopping().is_some() || matches!(s.threshold, Threshold::Rule(_))
         {
@@ -927,12 +922,7 @@ pub fn train(spec: &TrainSpec, source: &dyn Source, sink: &mut ScoredSink<'_>) -
     let mut importance: Vec<(String, String, f64, i64)> = Vec::new();
     let mut deployed = None;
     for &split in &spec.splits {
-        let sides = ctx.sides(
-            split,
-            &prepared.content,
-            &prepared.group,
-            prepared.ts.as_deref(),
-        );
+        let sides = ctx.sides(split, &prepared.group, prepared.ts.as_deref());
         let is_deployed = split == spec.deploy_split;
         let fitted = ctx.fit(split, &sides, is_deployed)?;
         let predict_started = Instant::now();

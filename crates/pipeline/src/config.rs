@@ -335,6 +335,15 @@ impl Pipeline {
             .unwrap_or_else(|| PathBuf::from("."))
     }
 
+    /// The SQL stage `table` when it is a view (`materialize = false`):
+    /// computed on the fly by the stages that read it, never written.
+    pub fn view(&self, table: &str) -> Option<&SqlSpec> {
+        self.file.stages.iter().find_map(|s| match s {
+            StageSpec::Sql(s) if s.name == table && !s.materialize => Some(s),
+            _ => None,
+        })
+    }
+
     /// Replaces every `${name}` in `text` with the parameter's value.
     pub fn substitute(&self, text: &str) -> Result<String> {
         let mut out = String::with_capacity(text.len());

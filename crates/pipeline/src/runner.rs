@@ -325,11 +325,7 @@ pub(crate) async fn register_input(
     pipeline: &Pipeline,
     table: &str,
 ) -> Result<()> {
-    let view = pipeline.file.stages.iter().find_map(|s| match s {
-        StageSpec::Sql(s) if s.name == table && !s.materialize => Some(s),
-        _ => None,
-    });
-    let Some(spec) = view else {
+    let Some(spec) = pipeline.view(table) else {
         return wh.register(ctx, table).await;
     };
     let stage = load_sql_stage(pipeline, spec)?;

@@ -37,16 +37,14 @@ impl TableFiles {
             }
         }
         files.sort();
-        let Some(first) = files.first() else {
-            return Ok(None);
-        };
-        let schema = Self::reader(first)?.schema().clone();
+        let mut schema = None;
         let mut rows = 0;
         for f in &files {
-            rows += usize::try_from(Self::reader(f)?.metadata().file_metadata().num_rows())
-                .unwrap_or(0);
+            let reader = Self::reader(f)?;
+            rows += usize::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
+            schema.get_or_insert_with(|| reader.schema().clone());
         }
-        Ok(Some(TableFiles {
+        Ok(schema.map(|schema| TableFiles {
             files,
             schema,
             rows,

@@ -9,7 +9,7 @@ use datafusion::prelude::SessionContext;
 use tokio::sync::mpsc;
 use zeekml_model::{External, FeatureStage, Source, TrainSpec};
 
-use crate::config::{Pipeline, StageSpec};
+use crate::config::Pipeline;
 use crate::error::Result;
 use crate::evaluate::{self, EVALUATED};
 use crate::runner::{sql_lineage, StageOutcome};
@@ -25,12 +25,7 @@ async fn training_input(
     spec: &TrainSpec,
 ) -> Result<Box<dyn Source + Send>> {
     crate::runner::register_input(ctx, wh, pipeline, &spec.input).await?;
-    let is_view = pipeline
-        .file
-        .stages
-        .iter()
-        .any(|s| matches!(s, StageSpec::Sql(s) if s.name == spec.input && !s.materialize));
-    if !is_view {
+    if pipeline.view(&spec.input).is_none() {
         if let Some(files) = TableFiles::open(&wh.table_dir(&spec.input))? {
             return Ok(Box::new(files));
         }

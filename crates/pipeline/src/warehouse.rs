@@ -301,9 +301,7 @@ impl Warehouse {
             }
         }
     }
-}
 
-impl Warehouse {
     /// Writes batches as they arrive on `rx` into one file of a staging
     /// directory for `target`, and returns it with the rows written once
     /// every sender is gone (see [`Self::stage_batches`]). On an error the
