@@ -24,7 +24,13 @@ conns AS (
     WHERE ts IS NOT NULL AND src_ip IS NOT NULL AND dest_ip IS NOT NULL
       AND dest_port IS NOT NULL AND protocol IS NOT NULL
 ),
-origin AS (SELECT min(ts) AS t0 FROM conns)
+-- The first connection's ts is the same with or without duplicates: taken
+-- from `clean` rather than from a second de-duplication.
+origin AS (
+    SELECT min(ts) AS t0 FROM clean
+    WHERE ts IS NOT NULL AND src_ip IS NOT NULL AND dest_ip IS NOT NULL
+      AND dest_port IS NOT NULL AND protocol IS NOT NULL
+)
 SELECT c.uid, c.ts, floor(c.ts) AS sec, c.src_ip, c.dest_ip, c.dest_port, c.protocol,
        c.service, c.duration, c.orig_ip_bytes,
        CASE WHEN p.day_start IS NOT NULL THEN CAST(p.day_start AS DOUBLE)

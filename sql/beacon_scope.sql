@@ -37,18 +37,27 @@ keyed AS (
     FROM base b
 ),
 -- Pairs `beacons` lists: enough distinct timestamps, long, or listed.
+-- Counted over (pair, second) groups rather than with count(DISTINCT),
+-- which keeps a set per pair: millions of them for a day of a network.
 eligible AS (
-    SELECT k.pair_id
-    FROM params p CROSS JOIN keyed k
-    WHERE k.keep
-    GROUP BY k.pair_id, p.min_timestamps, p.long_connection_seconds
-    HAVING count(DISTINCT k.sec) >= p.min_timestamps
+    SELECT s.pair_id
+    FROM params p
+    CROSS JOIN (
         -- Whole microseconds, as beacons sums them: the same on every run.
-        OR coalesce(sum(CAST(round(k.duration * 1e6) AS BIGINT)) / 1e6, 0) >= p.long_connection_seconds
-        OR bool_or(k.listed)
+        SELECT k.pair_id, k.sec, sum(CAST(round(k.duration * 1e6) AS BIGINT)) AS micros,
+               bool_or(k.listed) AS listed
+        FROM keyed k
+        WHERE k.keep
+        GROUP BY k.pair_id, k.sec
+    ) s
+    GROUP BY s.pair_id, p.min_timestamps, p.long_connection_seconds
+    HAVING count(*) >= p.min_timestamps
+        OR coalesce(sum(s.micros) / 1e6, 0) >= p.long_connection_seconds
+        OR bool_or(s.listed)
 )
 SELECT k.uid, k.ts, k.sec, k.src_ip, k.dest_ip, k.dest_port, k.protocol,
        k.service, k.duration, k.orig_ip_bytes, k.window_start,
        k.src_internal, k.listed, k.keep, k.key_port, k.key_protocol, k.pair_id,
        k.keep AND e.pair_id IS NOT NULL AS eligible
-FROM keyed k LEFT JOIN eligible e ON k.pair_id = e.pair_id
+-- The pairs on the build side of the join, not the connections.
+FROM eligible e RIGHT JOIN keyed k ON k.pair_id = e.pair_id

@@ -1,5 +1,5 @@
 -- stage: beacons
--- inputs: beacon_scope, beacon_dests
+-- inputs: beacon_scope, beacon_dests, beacon_regularity, beacon_histograms, beacon_evidence
 -- grain: one row per (src_ip, dest_ip) pair and window (per (src_ip, dest_ip, dest_port, protocol) with $group_by_port) with at least $min_timestamps distinct timestamps in the window, whose connections last $long_connection_seconds in all, or with an end in $always_report
 -- doc: RITA v5 beacon scores per pair and day (timestamp, data size, histogram, duration), threat modifiers (prevalence, first seen, uncommon port, long connection), strobes and a sample of the evidence's uids.
 --
@@ -65,12 +65,10 @@ WITH params AS (
     SELECT
         CAST($min_timestamps AS BIGINT)            AS min_timestamps,
         CAST($hist_bins AS BIGINT)                 AS bins,
-        CAST($hist_mode_sensitivity AS DOUBLE)     AS mode_sensitivity,
         CAST($hist_bimodal_outlier_removal AS BIGINT) AS outlier_removal,
         CAST($hist_bimodal_min_bins AS BIGINT)     AS bimodal_min_bins,
         CAST($dur_min_bins AS BIGINT)              AS dur_min_bins,
         CAST($dur_ideal_bins AS DOUBLE)            AS dur_ideal_bins,
-        CAST($bowley_min_iqr AS DOUBLE)            AS bowley_min_iqr,
         CAST($ts_weight AS DOUBLE)                 AS ts_weight,
         CAST($ds_weight AS DOUBLE)                 AS ds_weight,
         CAST($hist_weight AS DOUBLE)               AS hist_weight,
@@ -86,8 +84,7 @@ WITH params AS (
         CAST($first_seen_new_days AS DOUBLE)       AS first_seen_new_days,
         CAST($first_seen_old_days AS DOUBLE)       AS first_seen_old_days,
         CAST($first_seen_modifier AS DOUBLE)       AS first_seen_modifier,
-        string_to_array(CAST($standard_ports AS VARCHAR), ',') AS standard_ports,
-        CAST($uid_sample AS BIGINT)                AS uid_sample
+        string_to_array(CAST($standard_ports AS VARCHAR), ',') AS standard_ports
 ),
 conns AS (
     SELECT window_start, sec FROM beacon_scope WHERE keep
@@ -138,127 +135,6 @@ first_seen AS (
       AND h.window_start <= d.window_start AND h.window_start > d.window_start - p.history_seconds
     GROUP BY d.window_start, d.dest_ip
 ),
--- The evidence: the first uids by time, listed in uid order (an ordered
--- array_agg is many times slower in DataFusion 55).
-evidence AS (
-    SELECT e.pair_id, array_sort(array_agg(e.uid)) AS uids
-    FROM (
-        SELECT pair_id, uid, ts,
-               row_number() OVER (PARTITION BY pair_id ORDER BY ts, uid) AS place
-        FROM pair_conns
-    ) e CROSS JOIN params p
-    WHERE e.place <= p.uid_sample
-    GROUP BY e.pair_id
-),
-gaps AS (
-    SELECT pair_id, sec - lag(sec) OVER (PARTITION BY pair_id ORDER BY sec) AS x
-    FROM (SELECT DISTINCT pair_id, sec FROM pair_conns) t
-),
-series AS (
-    SELECT 'ts' AS kind, pair_id, x FROM gaps WHERE x IS NOT NULL
-    UNION ALL
-    SELECT 'ds' AS kind, pair_id, CAST(orig_ip_bytes AS DOUBLE) AS x FROM pair_conns WHERE orig_ip_bytes IS NOT NULL
-),
-ranked AS (
-    SELECT kind, pair_id, x,
-           row_number() OVER (PARTITION BY kind, pair_id ORDER BY x) AS rn,
-           count(*) OVER (PARTITION BY kind, pair_id)                AS n
-    FROM series
-),
--- Quartiles by position in the sorted values (no percentile aggregates:
--- one pass over the ranked rows): a median of m values at 1-based offset o
--- is the mean of the values at o + (m + 1) / 2 and o + (m + 2) / 2
--- (integer division), the same value when m is odd.
-quartiles AS (
-    SELECT kind, pair_id, n,
-           avg(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN x END) AS q2,
-           avg(CASE WHEN rn IN ((n / 2 + 1) / 2, (n / 2 + 2) / 2) THEN x END) AS q1,
-           avg(CASE WHEN rn IN (n - n / 2 + (n / 2 + 1) / 2, n - n / 2 + (n / 2 + 2) / 2) THEN x END) AS q3
-    FROM ranked GROUP BY kind, pair_id, n
-),
-deviations AS (
-    SELECT d.kind, d.pair_id, d.n,
-           row_number() OVER (PARTITION BY d.kind, d.pair_id ORDER BY d.dev) AS rn, d.dev
-    FROM (
-        SELECT r.kind, r.pair_id, r.n, abs(r.x - q.q2) AS dev
-        FROM ranked r JOIN quartiles q ON r.kind = q.kind AND r.pair_id = q.pair_id
-    ) d
-),
-mads AS (
-    SELECT kind, pair_id, avg(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN dev END) AS mad
-    FROM deviations GROUP BY kind, pair_id
-),
-regularity AS (
-    SELECT q.kind, q.pair_id,
-           round((
-               1.0 - abs(CASE
-                   WHEN q.q3 - q.q1 > 0 AND q.q3 - q.q1 >= p.bowley_min_iqr
-                        AND q.q2 <> q.q1 AND q.q2 <> q.q3
-                   THEN (q.q1 + q.q3 - 2 * q.q2) / (q.q3 - q.q1)
-                   ELSE 0.0 END)
-               + CASE WHEN q.q2 >= 1 THEN greatest((q.q2 - d.mad) / q.q2, 0.0)
-                      WHEN q.kind = 'ts' THEN 1.0 ELSE 0.0 END
-           ) / 2, 3) AS score
-    FROM quartiles q
-    JOIN mads d ON q.kind = d.kind AND q.pair_id = d.pair_id
-    CROSS JOIN params p
-    WHERE q.n >= 3
-),
-regularities AS (
-    SELECT pair_id,
-           max(CASE WHEN kind = 'ts' THEN score END) AS ts_score,
-           max(CASE WHEN kind = 'ds' THEN score END) AS ds_score
-    FROM regularity GROUP BY pair_id
-),
-bins AS (
-    SELECT c.pair_id,
-           CASE WHEN b.t_max > b.t_min
-                THEN least(CAST(floor((c.sec - b.t_min) / ((b.t_max - b.t_min) / p.bins)) AS BIGINT), p.bins - 1)
-                ELSE 0 END AS bin,
-           count(*) AS c
-    FROM pair_conns c
-    JOIN bounds b ON c.window_start = b.window_start
-    CROSS JOIN params p
-    GROUP BY 1, 2
-),
-bars AS (
-    SELECT pair_id, count(*) AS bars, max(c) AS tallest,
-           CAST(sum(c) AS DOUBLE) AS n, CAST(sum(c * c) AS DOUBLE) AS sum_sq
-    FROM bins GROUP BY pair_id
-),
--- Bars grouped by height (RITA's frequency histogram), fullest buckets first.
-buckets AS (
-    SELECT pair_id, fill,
-           row_number() OVER (PARTITION BY pair_id ORDER BY fill DESC) AS place
-    FROM (
-        SELECT s.pair_id, count(*) AS fill
-        FROM bins s
-        JOIN bars t ON s.pair_id = t.pair_id
-        CROSS JOIN params p
-        GROUP BY s.pair_id, floor(s.c / ceil(t.tallest * p.mode_sensitivity))
-    ) f
-),
-bimodal AS (
-    SELECT pair_id, sum(fill) AS top_two FROM buckets WHERE place <= 2 GROUP BY pair_id
-),
-islands AS (
-    SELECT pair_id, bin, bin - row_number() OVER (PARTITION BY pair_id ORDER BY bin) AS island
-    FROM bins
-),
-runs AS (
-    SELECT pair_id, count(*) AS len, min(bin) AS lo, max(bin) AS hi
-    FROM islands GROUP BY pair_id, island
-),
-longest AS (
-    SELECT r.pair_id,
-           CASE WHEN sum(r.len) = max(p.bins) THEN max(p.bins)
-                WHEN sum(CASE WHEN r.lo = 0 THEN r.len ELSE 0 END) > 0
-                 AND sum(CASE WHEN r.hi = p.bins - 1 THEN r.len ELSE 0 END) > 0
-                THEN greatest(max(r.len), sum(CASE WHEN r.lo = 0 OR r.hi = p.bins - 1 THEN r.len ELSE 0 END))
-                ELSE max(r.len) END AS run
-    FROM runs r CROSS JOIN params p
-    GROUP BY r.pair_id, p.bins
-),
 subscores AS (
     SELECT k.*,
            b.t_max - b.t_min AS span,
@@ -270,12 +146,12 @@ subscores AS (
                 ELSE round(1.0 - sqrt(greatest(t.sum_sq / p.bins - (t.n / p.bins) * (t.n / p.bins), 0.0)) / (t.n / p.bins), 3)
            END AS hist_cv_score,
            CASE WHEN b.t_max > b.t_min AND t.bars >= p.bimodal_min_bins
-                THEN least(round(CAST(bm.top_two AS DOUBLE) / greatest(t.bars - p.outlier_removal, 1), 3), 1.0)
+                THEN least(round(CAST(t.top_two AS DOUBLE) / greatest(t.bars - p.outlier_removal, 1), 3), 1.0)
                 ELSE 0.0 END AS hist_bimodal_score,
            CASE WHEN t.bars < p.dur_min_bins OR b.t_max <= b.t_min OR k.last_sec <= k.first_sec THEN 0.0
                 ELSE greatest(
                     least(ceil((k.last_sec - k.first_sec) / (b.t_max - b.t_min) * 1000) / 1000, 1.0),
-                    least(ceil(CAST(l.run AS DOUBLE) / p.dur_ideal_bins * 1000) / 1000, 1.0))
+                    least(ceil(CAST(t.run AS DOUBLE) / p.dur_ideal_bins * 1000) / 1000, 1.0))
            END AS dur_score,
            k.timestamps >= p.min_timestamps AS scorable,
            coalesce(k.total_duration, 0) >= p.long_connection_seconds AS long_connection,
@@ -286,11 +162,9 @@ subscores AS (
     FROM pairs k
     JOIN bounds b ON k.window_start = b.window_start
     CROSS JOIN params p
-    JOIN bars t ON k.pair_id = t.pair_id
-    JOIN longest l ON k.pair_id = l.pair_id
-    LEFT JOIN bimodal bm ON k.pair_id = bm.pair_id
-    LEFT JOIN regularities rg ON k.pair_id = rg.pair_id
-    LEFT JOIN evidence ev ON k.pair_id = ev.pair_id
+    JOIN beacon_histograms t ON k.pair_id = t.pair_id
+    LEFT JOIN beacon_regularity rg ON k.pair_id = rg.pair_id
+    LEFT JOIN beacon_evidence ev ON k.pair_id = ev.pair_id
     LEFT JOIN window_sources ws ON k.window_start = ws.window_start
     LEFT JOIN beacon_dests ds_ ON k.window_start = ds_.window_start AND k.dest_ip = ds_.dest_ip
     LEFT JOIN first_seen fs ON k.window_start = fs.window_start AND k.dest_ip = fs.dest_ip

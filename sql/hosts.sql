@@ -1,5 +1,5 @@
 -- stage: hosts
--- inputs: clean
+-- inputs: host_conns
 -- grain: one row per (src_ip, window_start): each source's connections in windows of $host_window_seconds
 -- doc: Host-level reconnaissance features per source and time window, with horizontal/vertical scan flags and a rule score.
 --
@@ -7,7 +7,7 @@
 -- * window_start = floor(ts / $host_window_seconds) * $host_window_seconds
 --   (windows aligned to ts 0, i.e. to the hour of the epoch by default).
 -- * Connections: rows of `clean` with ts and src_ip set; identical rows (same
---   uid, ts, endpoints, state, duration and bytes) count once.
+--   uid, ts, endpoints, state, duration and bytes) count once (`host_conns`).
 -- * Probe: a connection in state S0 (no reply), REJ (rejected), SHR
 --   (responder only) or RSTO (originator reset) that carried no responder
 --   payload (resp_bytes 0 or unset): a browser resetting a finished download
@@ -29,13 +29,7 @@ WITH params AS (
         CAST($scan_min_ports AS DOUBLE)      AS scan_min_ports
 ),
 conns AS (
-    SELECT DISTINCT
-        c.uid, c.ts, c.src_ip, c.dest_ip, c.dest_port, c.protocol, c.conn_state,
-        c.duration, c.orig_bytes, c.resp_bytes,
-        floor(c.ts / p.window_seconds) * p.window_seconds AS window_start,
-        c.conn_state IN ('S0', 'REJ', 'SHR', 'RSTO') AND coalesce(c.resp_bytes, 0) = 0 AS probe
-    FROM clean c CROSS JOIN params p
-    WHERE c.ts IS NOT NULL AND c.src_ip IS NOT NULL
+    SELECT * FROM host_conns
 ),
 -- Aggregates that group cheaply: DISTINCT counts and medians are taken
 -- from de-duplicated or ranked rows, not with count(DISTINCT) or
@@ -71,15 +65,21 @@ sizes AS (
     UNION ALL
     SELECT src_ip, window_start, 'resp' AS kind, CAST(resp_bytes AS DOUBLE) AS x FROM conns WHERE resp_bytes IS NOT NULL
 ),
+-- n joined back rather than taken by count(*) OVER (PARTITION BY ...):
+-- DataFusion 55 holds the whole input of a window over entire partitions
+-- in memory, outside the memory pool.
+size_counts AS (
+    SELECT src_ip, window_start, kind, count(*) AS n FROM sizes GROUP BY src_ip, window_start, kind
+),
 medians AS (
     SELECT src_ip, window_start,
            avg(CASE WHEN kind = 'orig' AND rn IN ((n + 1) / 2, (n + 2) / 2) THEN x END) AS median_orig_bytes,
            avg(CASE WHEN kind = 'resp' AND rn IN ((n + 1) / 2, (n + 2) / 2) THEN x END) AS median_resp_bytes
     FROM (
-        SELECT src_ip, window_start, kind, x,
-               row_number() OVER (PARTITION BY src_ip, window_start, kind ORDER BY x) AS rn,
-               count(*) OVER (PARTITION BY src_ip, window_start, kind)                AS n
-        FROM sizes
+        SELECT s.src_ip, s.window_start, s.kind, s.x, z.n,
+               row_number() OVER (PARTITION BY s.src_ip, s.window_start, s.kind ORDER BY s.x) AS rn
+        FROM size_counts z
+        JOIN sizes s ON s.src_ip = z.src_ip AND s.window_start = z.window_start AND s.kind = z.kind
     ) r
     GROUP BY src_ip, window_start
 ),

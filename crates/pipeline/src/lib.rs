@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod ingest;
 pub mod lock;
 pub mod manifest;
+mod memory;
 pub mod net;
 mod parquet_out;
 pub mod query;

@@ -1,17 +1,11 @@
 //! The DataFusion session every stage and query runs in, with zeekml's UDFs.
 
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::cast::as_float64_array;
 use datafusion::error::Result as DfResult;
-use datafusion::execution::memory_pool::{
-    GreedyMemoryPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
-    TrackConsumersPool,
-};
-use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -41,80 +35,28 @@ pub fn context_with_memory_limit(
     let Some(limit) = limit else {
         return Ok(new_context());
     };
-    let runtime = limited_runtime(limit)?;
+    let runtime = crate::memory::limited_runtime(limit)?;
     // Each sort holds back this much for its spill merge; the default
     // 10 MB per sort would use up a small pool in a plan of many sorts.
     let reservation = (limit / 256).min(10 << 20);
-    let config = config(cores()).with_sort_spill_reservation_bytes(reservation);
+    let mut config = config(cores()).with_sort_spill_reservation_bytes(reservation);
+    // Hash joins broadcast their build side instead of repartitioning both
+    // sides: a repartition feeding a join partition that waits for its
+    // build side buffers without bound (a 20M-connection `beacons` stage
+    // reached 24 GB that way), and the build sides here are per pair.
+    config.options_mut().optimizer.repartition_joins = false;
+    // Text read as string views keeps every batch's page buffers alive and
+    // counted through filters, joins and repartitions: one queued slice of
+    // a batch is counted with all of its buffers, and the pool fills with
+    // memory that is not there. Plain strings are copied where they go.
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     register_functions(&ctx);
     Ok(ctx)
-}
-
-/// A runtime whose pool holds operators to `limit` bytes, except
-/// `RepartitionExec` (see [`NoRepartitionSpill`]).
-fn limited_runtime(limit: usize) -> DfResult<Arc<RuntimeEnv>> {
-    // Its `Resources exhausted` errors name the five largest consumers, as
-    // DataFusion's own `with_memory_limit` pool does.
-    let top = NonZeroUsize::MIN.saturating_add(4);
-    let pool = TrackConsumersPool::new(GreedyMemoryPool::new(limit), top);
-    RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(NoRepartitionSpill(Arc::new(pool))))
-        .build_arc()
-}
-
-/// `RepartitionExec` spills when its buffers do not fit the limit, and its
-/// spill reader can wait forever when two inputs spill at once
-/// (apache/datafusion#24883, fixed after DataFusion 55): every worker
-/// parks, and the run neither ends nor fails, as a 20M-connection
-/// `beacons` stage under a 2 GB limit once did. This pool grants its
-/// buffers whatever the limit, so it never spills; they count against the
-/// limit, and every other operator is held to it.
-#[derive(Debug)]
-struct NoRepartitionSpill(Arc<dyn MemoryPool>);
-
-impl std::fmt::Display for NoRepartitionSpill {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (RepartitionExec unbounded)", self.0)
-    }
-}
-
-impl MemoryPool for NoRepartitionSpill {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-
-    fn register(&self, consumer: &MemoryConsumer) {
-        self.0.register(consumer)
-    }
-
-    fn unregister(&self, consumer: &MemoryConsumer) {
-        self.0.unregister(consumer)
-    }
-
-    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
-        self.0.grow(reservation, additional)
-    }
-
-    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
-        self.0.shrink(reservation, shrink)
-    }
-
-    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
-        if reservation.consumer().name().starts_with("RepartitionExec") {
-            self.0.grow(reservation, additional);
-            return Ok(());
-        }
-        self.0.try_grow(reservation, additional)
-    }
-
-    fn reserved(&self) -> usize {
-        self.0.reserved()
-    }
-
-    fn memory_limit(&self) -> MemoryLimit {
-        self.0.memory_limit()
-    }
 }
 
 fn register_functions(ctx: &SessionContext) {
@@ -179,48 +121,6 @@ pub fn log1p_udf() -> ScalarUDF {
 mod tests {
     use super::*;
     use datafusion::arrow::array::Array;
-
-    /// apache/datafusion#24883's reproduction: a grouped distinct count on
-    /// two partitions under a tiny limit, where one of a few runs never
-    /// returned on the DataFusion the issue names. Each run must end (with
-    /// rows or an error) within the timeout.
-    async fn distinct_counts_under_a_limit(runtime: Arc<RuntimeEnv>) -> Vec<bool> {
-        let data = SessionContext::new()
-            .sql(
-                "SELECT value % 13 AS g, concat('trace-', CAST(value % 337 AS VARCHAR)) AS trace_id \
-                 FROM generate_series(1, 40000)",
-            )
-            .await
-            .expect("plans");
-        let schema = Arc::new(data.schema().as_arrow().clone());
-        let batches = data.collect().await.expect("generates");
-        let config = SessionConfig::new()
-            .with_target_partitions(2)
-            .with_batch_size(64);
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
-        let table =
-            datafusion::datasource::MemTable::try_new(schema, vec![batches]).expect("table");
-        ctx.register_table("t", Arc::new(table)).expect("registers");
-        let mut ended = Vec::new();
-        for _ in 0..8 {
-            let query = async {
-                ctx.sql("SELECT g, count(DISTINCT trace_id) AS n FROM t GROUP BY g")
-                    .await?
-                    .collect()
-                    .await
-            };
-            let run = tokio::time::timeout(std::time::Duration::from_secs(20), query).await;
-            ended.push(run.is_ok());
-        }
-        ended
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_memory_limit_never_parks_a_query_forever() {
-        let runtime = limited_runtime(2 << 20).expect("runtime");
-        let ended = distinct_counts_under_a_limit(runtime).await;
-        assert!(ended.iter().all(|&e| e), "{ended:?}");
-    }
 
     #[test]
     fn log1p_table_matches_ln_1p_bit_for_bit() {

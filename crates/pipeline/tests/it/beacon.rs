@@ -40,7 +40,11 @@ async fn run(input: &Path, warehouse: &Path) {
             "beacon_conns",
             "beacon_scope",
             "beacon_dests",
+            "beacon_regularity",
+            "beacon_histograms",
+            "beacon_evidence",
             "beacons",
+            "host_conns",
             "hosts",
             "conn_scores"
         ]
