@@ -40,11 +40,6 @@ pub fn context_with_memory_limit(
     // 10 MB per sort would use up a small pool in a plan of many sorts.
     let reservation = (limit / 256).min(10 << 20);
     let mut config = config(cores()).with_sort_spill_reservation_bytes(reservation);
-    // Hash joins broadcast their build side instead of repartitioning both
-    // sides: a repartition feeding a join partition that waits for its
-    // build side buffers without bound (a 20M-connection `beacons` stage
-    // reached 24 GB that way), and the build sides here are per pair.
-    config.options_mut().optimizer.repartition_joins = false;
     // Text read as string views keeps every batch's page buffers alive and
     // counted through filters, joins and repartitions: one queued slice of
     // a batch is counted with all of its buffers, and the pool fills with
