@@ -675,6 +675,10 @@ async fn a_memory_limit_leaves_the_scores_unchanged() {
     let all = "SELECT * EXCEPT (uids, total_duration), round(total_duration, 6), \
                array_to_string(uids, ' ') AS uids FROM beacons ORDER BY src_ip, dest_ip";
     assert_eq!(rows(&free, all).await, rows(&bounded, all).await);
+    let hosts = "SELECT * FROM hosts ORDER BY src_ip, window_start";
+    let bounded_hosts = rows(&bounded, hosts).await;
+    assert!(bounded_hosts.len() > 1, "{bounded_hosts:?}");
+    assert_eq!(rows(&free, hosts).await, bounded_hosts);
     let err = run_set(
         &bounded,
         &[input, ("memory_limit", "lots".into())],
