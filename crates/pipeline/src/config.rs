@@ -25,10 +25,10 @@ pub struct PipelineFile {
     /// Other data the deployed model is evaluated on after training.
     #[serde(default)]
     pub evaluations: Vec<EvaluationSpec>,
-    /// Memory the SQL stages' operators may hold (`"2GB"`, `"512MiB"`;
-    /// units are powers of 1024; `${param}` is substituted). Sorts,
-    /// aggregates and window functions spill to disk beyond it; unset: no
-    /// limit.
+    /// Memory a SQL stage is held to (`"2GB"`, `"512MiB"`; units are
+    /// powers of 1024; `${param}` is substituted): its operators hold at
+    /// most three quarters of it, and sorts, aggregates and window
+    /// functions spill to disk beyond that; unset: no limit.
     #[serde(default)]
     pub memory_limit: Option<String>,
 }

@@ -26,19 +26,24 @@ fn config(partitions: usize) -> SessionConfig {
         .with_information_schema(true)
 }
 
-/// A session on every core whose operators hold at most `limit` bytes
-/// (spilling sorts, aggregates and windows to the OS temporary directory
-/// beyond it); no limit when `None`.
+/// A session on every core for a stage held to about `limit` bytes: its
+/// operators hold at most three quarters of it (spilling sorts, aggregates
+/// and windows to the OS temporary directory beyond that); no limit when
+/// `None`.
 pub fn context_with_memory_limit(
     limit: Option<usize>,
 ) -> datafusion::error::Result<SessionContext> {
     let Some(limit) = limit else {
         return Ok(new_context());
     };
-    let runtime = crate::memory::limited_runtime(limit)?;
+    // The pool counts what the operators report. Decoding, Parquet writing
+    // and the allocator come on top: a third more than the pool at 20M
+    // connections through pipelines/beacon.toml.
+    let pool = limit - limit / 4;
+    let runtime = crate::memory::limited_runtime(pool)?;
     // Each sort holds back this much for its spill merge; the default
     // 10 MB per sort would use up a small pool in a plan of many sorts.
-    let reservation = (limit / 256).min(10 << 20);
+    let reservation = (pool / 256).min(10 << 20);
     let mut config = config(cores()).with_sort_spill_reservation_bytes(reservation);
     // Text read as string views keeps every batch's page buffers alive and
     // counted through filters, joins and repartitions: one queued slice of
