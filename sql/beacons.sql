@@ -99,7 +99,7 @@ window_sources AS (
     FROM beacon_scope WHERE src_internal GROUP BY window_start
 ),
 pair_conns AS (
-    SELECT uid, ts, sec, src_ip, dest_ip, dest_port, protocol, service, duration,
+    SELECT ts, sec, src_ip, dest_ip, dest_port, protocol, service, duration,
            orig_ip_bytes, window_start, listed, key_port, key_protocol, pair_id
     FROM beacon_scope WHERE eligible
 ),
