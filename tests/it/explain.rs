@@ -174,11 +174,9 @@ fn score_explain_gives_sorted_reasons_that_add_up_to_each_score() {
     assert!(plain_scores == explained_scores, "--explain changed scores");
 
     // The train stage wrote the same columns into `scored`, for each split's model.
-    let scored: Vec<RecordBatch> = std::fs::read_dir(wh.join("scored"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .flat_map(|p| read_parquet(&p))
+    let scored: Vec<RecordBatch> = crate::delta_files(&wh.join("scored"), "")
+        .iter()
+        .flat_map(|p| read_parquet(p))
         .collect();
     let rows: usize = scored.iter().map(|b| b.num_rows()).sum();
     assert_eq!(check_reasons(&scored, 3, &features).0.len(), rows);
@@ -202,14 +200,10 @@ fn score_bits(batches: &[RecordBatch]) -> Vec<u64> {
         .collect()
 }
 
-/// Every Parquet file of a table partition, in file name order.
+/// The Parquet files of a table partition's latest version, in name order.
 fn read_partition(dir: &Path) -> Vec<RecordBatch> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    files.sort();
+    let (table, partition) = (dir.parent().unwrap(), dir.file_name().unwrap());
+    let files = crate::delta_files(table, &partition.to_string_lossy());
     assert!(!files.is_empty(), "no Parquet files in {}", dir.display());
     files.iter().flat_map(|p| read_parquet(p)).collect()
 }

@@ -71,6 +71,35 @@ pub fn score_njrat_day(dir: &Path, warehouse: &Path) {
 }
 
 /// Runs a query and returns its CSV output.
+/// The data files of a warehouse table's latest Delta version, as delta-rs
+/// (not zeekml) reads its log, sorted; only those under `partition`
+/// (`date=2024-05-03`) when it is not empty.
+pub fn delta_files(table: &Path, partition: &str) -> Vec<PathBuf> {
+    let url = url::Url::from_directory_path(table).expect("absolute table path");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let table = runtime
+        .block_on(deltalake::open_table(url))
+        .expect("a Delta table");
+    let mut files: Vec<PathBuf> = table
+        .get_file_uris()
+        .expect("files")
+        .map(|uri| {
+            url::Url::parse(&uri)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .unwrap_or_else(|| PathBuf::from(uri))
+        })
+        .filter(|p| {
+            partition.is_empty()
+                || p.parent()
+                    .and_then(|d| d.file_name())
+                    .is_some_and(|d| d == partition)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 pub fn sql(warehouse: &Path, query: &str) -> String {
     let out = zeekml()
         .args(["sql", query, "--format", "csv", "--warehouse"])

@@ -234,16 +234,12 @@ fn a_log_without_connections_scores_to_an_empty_file() {
 /// `(uid, score)` of every row of the Parquet files under `path`, in order.
 fn uid_scores(path: &Path) -> Vec<(String, f64)> {
     use datafusion::arrow::array::{Array, Float64Array, StringArray};
-    let mut files: Vec<PathBuf> = if path.is_dir() {
-        std::fs::read_dir(path)
-            .expect("dir")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-            .collect()
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let partition = path.file_name().expect("partition").to_string_lossy();
+        crate::delta_files(path.parent().expect("table"), &partition)
     } else {
         vec![path.to_path_buf()]
     };
-    files.sort();
     let mut out = Vec::new();
     for file in files {
         let file = std::fs::File::open(file).expect("open");

@@ -102,6 +102,11 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Read TABLE as of an earlier Delta version (the `runs` table's
+        /// `table_version`, or a model card's `training_table`), e.g.
+        /// `--as-of features=3`; repeatable.
+        #[arg(long = "as-of", value_name = "TABLE=VERSION", value_parser = parse_as_of)]
+        as_of: Vec<(String, u64)>,
     },
     /// Score connections with a saved model.
     Score {
@@ -137,6 +142,21 @@ pub enum Command {
         /// Output HTML file.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Delete the data files no recent table version reads: files replaced
+    /// by later writes, and files of runs killed before their commit. Takes
+    /// the warehouse's write lock.
+    Vacuum {
+        /// Warehouse directory.
+        #[arg(long, default_value = "warehouse", env = "ZEEKML_WAREHOUSE")]
+        warehouse: PathBuf,
+        /// Keep what the versions of the last HOURS hours read, so that
+        /// `sql --as-of` and model cards can go back that far.
+        #[arg(long, value_name = "HOURS", default_value_t = 168)]
+        retain_hours: u64,
+        /// List the files without deleting them.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -196,4 +216,15 @@ pub fn init_logging(args: &GlobalArgs) {
         LogFormat::Text => builder.with_target(false).compact().init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// `TABLE=VERSION` of `zeekml sql --as-of`.
+fn parse_as_of(s: &str) -> Result<(String, u64), String> {
+    let (table, version) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': expected TABLE=VERSION, e.g. features=3"))?;
+    let version = version
+        .parse()
+        .map_err(|_| format!("'{s}': the version must be a whole number, e.g. features=3"))?;
+    Ok((table.to_string(), version))
 }

@@ -84,6 +84,7 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
             file,
             warehouse,
             format,
+            as_of,
         } => {
             let query = match (query, file) {
                 (Some(q), _) => q,
@@ -97,7 +98,7 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot read query file {}", path.display()))?,
                 (None, None) => anyhow::bail!("give a query or --file"),
             };
-            let (schema, batches) = zeekml_pipeline::query(&warehouse, &query).await?;
+            let (schema, batches) = zeekml_pipeline::query(&warehouse, &query, &as_of).await?;
             let format = match format {
                 Format::Table => OutputFormat::Table,
                 Format::Csv => OutputFormat::Csv,
@@ -155,6 +156,17 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
                 }
             }
             println!("wrote {} ({} bytes)", out.display(), report.html.len());
+        }
+        Command::Vacuum {
+            warehouse,
+            retain_hours,
+            dry_run,
+        } => {
+            let retain = std::time::Duration::from_secs(retain_hours * 3600);
+            for (table, files) in zeekml_pipeline::vacuum(&warehouse, retain, dry_run).await? {
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                println!("{table:<24} {verb} {} files", files.len());
+            }
         }
     }
     Ok(())

@@ -29,8 +29,8 @@ pub use forest::Forest;
 pub use metrics_table::{evaluation_row, metrics_batch, MetricsRow, Unlabelled, EVALUATION_SIDE};
 pub use reasons::{ReasonRows, Reasons, BASE_VALUE, CONTRIBUTION_REST, REASONS};
 pub use saved::{
-    FeatureSource, FeatureStage, ModelCard, SavedModel, Scorer, CARD_FILE, LIGHTGBM3_VERSION,
-    MODEL_FILE,
+    FeatureSource, FeatureStage, ModelCard, SavedModel, Scorer, TrainingTable, CARD_FILE,
+    LIGHTGBM3_VERSION, MODEL_FILE,
 };
 pub use shap::{ExplainScratch, Explainer};
 pub use source::{Batches, External, InMemory, Source};

@@ -44,6 +44,16 @@ pub struct FeatureStage {
     pub sql: String,
 }
 
+/// The warehouse table a model was trained on, as of the version it read:
+/// that version of the Delta table is its exact training data.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TrainingTable {
+    /// Table name.
+    pub name: String,
+    /// Delta version read (`None` for a view computed during the run).
+    pub version: Option<u64>,
+}
+
 /// What a saved model is, where it came from and how well it scored.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ModelCard {
@@ -66,6 +76,9 @@ pub struct ModelCard {
     /// Pipeline parameters the feature stages were run with (filled by the pipeline).
     #[serde(default)]
     pub stage_params: serde_json::Value,
+    /// The table trained on and its version (filled by the pipeline).
+    #[serde(default)]
+    pub training_table: Option<TrainingTable>,
     /// Label column.
     pub label: String,
     /// Training settings.

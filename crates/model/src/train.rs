@@ -1000,6 +1000,7 @@ pub fn train(spec: &TrainSpec, source: &dyn Source, sink: &mut ScoredSink<'_>) -
                         .collect(),
                     feature_stages: Vec::new(),
                     stage_params: serde_json::Value::Null,
+                    training_table: None,
                     label: spec.label.clone(),
                     params: spec.params.clone(),
                     split: split.to_string(),

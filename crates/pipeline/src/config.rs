@@ -25,8 +25,8 @@ pub struct PipelineFile {
     /// Other data the deployed model is evaluated on after training.
     #[serde(default)]
     pub evaluations: Vec<EvaluationSpec>,
-    /// Memory a SQL stage is held to (`"2GB"`, `"512MiB"`; units are
-    /// powers of 1024; `${param}` is substituted): its operators hold at
+    /// The SQL stages' memory limit (`"2GB"`, `"512MiB"`; units are
+    /// powers of 1024; `${param}` is substituted): their operators hold at
     /// most three quarters of it, and sorts, aggregates and window
     /// functions spill to disk beyond that; unset: no limit.
     #[serde(default)]

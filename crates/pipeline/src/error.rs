@@ -123,6 +123,15 @@ pub enum Error {
         /// What was written and how to resolve it.
         message: String,
     },
+    /// Reading or committing a table's Delta log failed.
+    #[error("table '{table}': {message}")]
+    Delta {
+        /// The table.
+        table: String,
+        /// What delta-rs reported (a concurrent commit that conflicts with
+        /// this one, a log it cannot read, ...).
+        message: String,
+    },
     /// A warehouse file operation failed.
     #[error("warehouse {path}: {source}")]
     Io {

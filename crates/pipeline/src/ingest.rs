@@ -78,6 +78,8 @@ pub struct IngestOutcome {
     pub rows_out: u64,
     /// Rows set aside in the rejects table.
     pub rejected: u64,
+    /// The Delta version of each table written.
+    pub versions: Vec<(String, u64)>,
 }
 
 /// Runs an ingest stage into `target` (the table or one of its partitions).
@@ -90,31 +92,42 @@ pub async fn run_ingest(
 ) -> Result<IngestOutcome> {
     let read = read_input(ctx, spec, input).await?;
     let written = wh.write_df(read.df.clone(), target).await;
-    let (rows_out, ReadStats { files, rejects, .. }) = match read.settle(written) {
+    let (written, ReadStats { files, rejects, .. }) = match read.settle(written) {
         Err(e) if spec.format == InputFormat::Csv => {
             return Err(locate_csv_error(spec, input).await?.unwrap_or(e))
         }
         settled => settled?,
     };
+    let rows_out = written.rows;
+    let mut versions: Vec<(String, u64)> = written
+        .version
+        .map(|v| (spec.name.clone(), v))
+        .into_iter()
+        .collect();
     let rejected = rejects.len() as u64;
     if spec.on_bad_rows == OnBadRows::Reject {
         for r in rejects.iter().take(5) {
             tracing::warn!(file = %r.file, line = r.line, reason = %r.reason, "row rejected");
         }
         let batch = zeekml_formats::rejects_to_batch(&rejects)?;
-        wh.write_batches(
-            ctx,
-            zeekml_formats::rejects_schema(),
-            vec![batch],
-            Path::new(&spec.rejects_table),
-        )
-        .await?;
+        let written = wh
+            .write_batches(
+                ctx,
+                zeekml_formats::rejects_schema(),
+                vec![batch],
+                Path::new(&spec.rejects_table),
+            )
+            .await?;
+        if let Some(v) = written.version {
+            versions.push((spec.rejects_table.clone(), v));
+        }
     }
     Ok(IngestOutcome {
         files,
         rows_in: rows_out + rejected,
         rows_out,
         rejected,
+        versions,
     })
 }
 

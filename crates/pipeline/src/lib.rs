@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod csv_check;
+mod delta;
 pub mod error;
 pub mod evaluate;
 pub mod ingest;
@@ -28,4 +29,4 @@ pub use lock::WarehouseLock;
 pub use query::{query, render, OutputFormat};
 pub use runner::{run_pipeline, RunOptions};
 pub use score::{score_files, ScoreOptions, ScoreSummary};
-pub use warehouse::Warehouse;
+pub use warehouse::{vacuum, Warehouse, Written};

@@ -1,12 +1,14 @@
 //! The run manifest: one row per (run, stage), stored as the `runs` table.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::Result;
+use crate::parquet_out::ParquetOut;
 use crate::warehouse::Warehouse;
 
 /// How a stage ended.
@@ -52,6 +54,8 @@ pub struct StageRecord {
     pub status: Status,
     /// The error message when failed.
     pub error: Option<String>,
+    /// The Delta version of each table the stage committed.
+    pub versions: Vec<(String, u64)>,
 }
 
 /// A whole run, written to `runs/` when it ends (successfully or not).
@@ -94,6 +98,8 @@ pub fn runs_schema() -> SchemaRef {
         f("peak_rss_mib"),
         s("status"),
         s("error"),
+        Field::new("table_version", DataType::Int64, true),
+        s("table_versions"),
     ]))
 }
 
@@ -137,37 +143,42 @@ impl RunRecord {
                 floats(&|s| s.peak_rss_mib),
                 strs(&|s| Some(s.status.as_str().to_string())),
                 strs(&|s| s.error.clone()),
+                Arc::new(Int64Array::from(
+                    self.stages
+                        .iter()
+                        .map(|s| s.versions.first().and_then(|(_, v)| i64::try_from(*v).ok()))
+                        .collect::<Vec<_>>(),
+                )),
+                strs(&|s| {
+                    (!s.versions.is_empty()).then(|| {
+                        s.versions
+                            .iter()
+                            .map(|(t, v)| format!("{t}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                }),
             ],
         )?)
     }
 
-    /// Appends this run to `<warehouse>/runs/` as one new Parquet file,
-    /// written aside and renamed into place.
-    pub fn append_to(&self, wh: &Warehouse) -> Result<()> {
+    /// Appends this run to the `runs` table, in one Delta commit of its own.
+    pub async fn append_to(&self, wh: &Warehouse) -> Result<()> {
         let batch = self.to_batch()?;
-        let dir = wh.table_dir("runs");
-        std::fs::create_dir_all(&dir).map_err(crate::error::io(&dir))?;
-        let final_path = dir.join(format!("run-{}.parquet", self.run_id));
-        let tmp = dir.join(format!(".run-{}.parquet.tmp", self.run_id));
-        write_parquet_file(&tmp, &batch)?;
-        std::fs::rename(&tmp, &final_path).map_err(crate::error::io(&final_path))?;
-        Ok(())
+        let staging = wh.staging("runs")?;
+        let written = async {
+            let mut out =
+                ParquetOut::create(&staging.join("part-00000.parquet"), batch.schema(), 1)?;
+            out.push(batch).await?;
+            out.finish().await?;
+            wh.append(&staging, "runs").await
+        }
+        .await;
+        if written.is_err() {
+            wh.discard(&staging);
+        }
+        written.map(|_| ())
     }
-}
-
-fn write_parquet_file(path: &Path, batch: &RecordBatch) -> Result<()> {
-    use datafusion::error::DataFusionError;
-    use datafusion::parquet::arrow::ArrowWriter;
-    let file = std::fs::File::create(path).map_err(crate::error::io(path))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), None)
-        .map_err(|e| DataFusionError::ParquetError(Box::new(e)))?;
-    writer
-        .write(batch)
-        .map_err(|e| DataFusionError::ParquetError(Box::new(e)))?;
-    writer
-        .close()
-        .map_err(|e| DataFusionError::ParquetError(Box::new(e)))?;
-    Ok(())
 }
 
 /// Peak resident memory since the last [`reset_peak_rss`], in MiB (Linux;

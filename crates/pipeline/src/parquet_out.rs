@@ -37,6 +37,8 @@ pub(crate) struct ParquetOut {
     pending_rows: usize,
     groups: Option<mpsc::Sender<Vec<RecordBatch>>>,
     encoder: Option<tokio::task::JoinHandle<Result<()>>>,
+    /// The schema batches are cast to when it differs from theirs.
+    storable: Option<SchemaRef>,
 }
 
 impl ParquetOut {
@@ -47,6 +49,9 @@ impl ParquetOut {
             std::fs::create_dir_all(parent).map_err(crate::error::io(parent))?;
         }
         let tmp = out.with_extension("parquet.partial");
+        let stored = crate::delta::storable_schema(&schema);
+        let storable = (!Arc::ptr_eq(&stored, &schema)).then(|| Arc::clone(&stored));
+        let schema = stored;
         let file = std::fs::File::create(&tmp).map_err(crate::error::io(&tmp))?;
         // One group queued while one encodes: memory stays at two row groups.
         let (groups, rx) = mpsc::channel(1);
@@ -60,10 +65,15 @@ impl ParquetOut {
             pending_rows: 0,
             groups: Some(groups),
             encoder: Some(encoder),
+            storable,
         })
     }
 
     pub(crate) async fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        let batch = match &self.storable {
+            Some(schema) => cast_batch(&batch, schema)?,
+            None => batch,
+        };
         self.pending_rows += batch.num_rows();
         self.pending.push(batch);
         if self.pending_rows >= ROW_GROUP_ROWS {
@@ -118,6 +128,24 @@ impl ParquetOut {
         let _ = self.join_encoder().await;
         let _ = std::fs::remove_file(&self.tmp);
     }
+}
+
+/// `batch` with its columns cast to `schema`'s types (unsigned integers
+/// widened for a Delta table).
+fn cast_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(Arc::clone(c))
+            } else {
+                datafusion::arrow::compute::cast(c, f.data_type())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// Encodes row groups as they arrive, the columns of each group side by side

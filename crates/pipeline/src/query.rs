@@ -21,11 +21,20 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Runs one read-only query against every table of the warehouse.
-pub async fn query(warehouse: &Path, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+/// Runs one read-only query against every table of the warehouse, each at
+/// its latest version but those `as_of` names (`(table, version)`), which
+/// are read as of that earlier version.
+pub async fn query(
+    warehouse: &Path,
+    sql: &str,
+    as_of: &[(String, u64)],
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let wh = Warehouse::open(warehouse)?;
     let ctx = session::new_context();
     wh.register_all(&ctx).await?;
+    for (table, version) in as_of {
+        wh.register_version(&ctx, table, *version).await?;
+    }
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)

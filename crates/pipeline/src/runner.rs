@@ -60,6 +60,8 @@ pub(crate) struct StageOutcome {
     pub rows_in: u64,
     pub rows_out: u64,
     pub rejected: u64,
+    /// The Delta version each table written is at after its commit.
+    pub versions: Vec<(String, u64)>,
 }
 
 /// Loads and runs a pipeline file; returns the run's manifest record.
@@ -109,6 +111,7 @@ pub async fn run_pipeline(path: &Path, opts: &RunOptions) -> Result<RunRecord> {
             peak_rss_mib: peak,
             status: Status::Ok,
             error: None,
+            versions: Vec::new(),
         };
         match result {
             Ok(out) => {
@@ -126,6 +129,7 @@ pub async fn run_pipeline(path: &Path, opts: &RunOptions) -> Result<RunRecord> {
                 stage.rows_in = out.rows_in;
                 stage.rows_out = out.rows_out;
                 stage.rows_rejected = out.rejected;
+                stage.versions = out.versions;
                 record.stages.push(stage);
             }
             Err(e) => {
@@ -133,14 +137,14 @@ pub async fn run_pipeline(path: &Path, opts: &RunOptions) -> Result<RunRecord> {
                 stage.status = Status::Failed;
                 stage.error = Some(e.to_string());
                 record.stages.push(stage);
-                if let Err(m) = record.append_to(&wh) {
+                if let Err(m) = record.append_to(&wh).await {
                     tracing::warn!(error = %m, "could not record the failed run");
                 }
                 return Err(e);
             }
         }
     }
-    record.append_to(&wh)?;
+    record.append_to(&wh).await?;
     Ok(record)
 }
 
@@ -258,6 +262,7 @@ async fn run_stage(
                 rows_in: out.rows_in,
                 rows_out: out.rows_out,
                 rejected: out.rejected,
+                versions: out.versions,
             })
         }
         StageSpec::Sql(spec) => run_sql_stage(ctx, wh, pipeline, spec).await,
@@ -306,25 +311,31 @@ async fn run_sql_stage(
         });
     }
     let target = target_path(pipeline, &spec.name, spec.partition.as_ref())?;
-    let rows_out = wh.write_df(df, &target).await?;
+    let written = wh.write_df(df, &target).await?;
     wh.register(ctx, &spec.name).await?;
     Ok(StageOutcome {
         inputs: stage.inputs.clone(),
         outputs: vec![spec.name.clone()],
         rows_in,
-        rows_out,
+        rows_out: written.rows,
         rejected: 0,
+        versions: written
+            .version
+            .map(|v| (spec.name.clone(), v))
+            .into_iter()
+            .collect(),
     })
 }
 
-/// Makes `table` queryable in `ctx`: a warehouse table, or a view stage of
-/// the pipeline planned (with its own inputs) from its SQL.
+/// Makes `table` queryable in `ctx`: a warehouse table (returning the
+/// version registered), or a view stage of the pipeline planned (with its
+/// own inputs) from its SQL.
 pub(crate) async fn register_input(
     ctx: &SessionContext,
     wh: &Warehouse,
     pipeline: &Pipeline,
     table: &str,
-) -> Result<()> {
+) -> Result<Option<u64>> {
     let Some(spec) = pipeline.view(table) else {
         return wh.register(ctx, table).await;
     };
@@ -335,7 +346,7 @@ pub(crate) async fn register_input(
     let df = stage.plan(ctx, &pipeline.file.params).await?;
     ctx.deregister_table(table)?;
     ctx.register_table(table, df.into_view())?;
-    Ok(())
+    Ok(None)
 }
 
 /// The SQL stages, in pipeline order, that `table` is computed from

@@ -480,7 +480,7 @@ pub(crate) async fn run_score_stage(
             return Err(e);
         }
     };
-    wh.commit(&staging, &target)?;
+    let version = wh.commit(&staging, &target).await?;
     wh.register(ctx, &spec.name).await?;
     let rows = summary.rows;
     Ok(StageOutcome {
@@ -489,5 +489,9 @@ pub(crate) async fn run_score_stage(
         rows_in: rows,
         rows_out: rows,
         rejected: 0,
+        versions: version
+            .map(|v| (spec.name.clone(), v))
+            .into_iter()
+            .collect(),
     })
 }

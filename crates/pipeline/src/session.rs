@@ -26,8 +26,8 @@ fn config(partitions: usize) -> SessionConfig {
         .with_information_schema(true)
 }
 
-/// A session on every core for a stage held to about `limit` bytes: its
-/// operators hold at most three quarters of it (spilling sorts, aggregates
+/// A session on every core for a stage under a memory limit of `limit`
+/// bytes: its operators hold at most three quarters of it (spilling sorts, aggregates
 /// and windows to the OS temporary directory beyond that); no limit when
 /// `None`.
 pub fn context_with_memory_limit(
@@ -37,8 +37,8 @@ pub fn context_with_memory_limit(
         return Ok(new_context());
     };
     // The pool counts what the operators report. Decoding, Parquet writing
-    // and the allocator come on top: a third more than the pool at 20M
-    // connections through pipelines/beacon.toml.
+    // and the allocator come on top: the process peaked at 1.6-2 times the
+    // pool at 20M connections through pipelines/beacon.toml.
     let pool = limit - limit / 4;
     let runtime = crate::memory::limited_runtime(pool)?;
     // Each sort holds back this much for its spill merge; the default

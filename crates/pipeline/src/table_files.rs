@@ -23,20 +23,8 @@ pub(crate) struct TableFiles {
 }
 
 impl TableFiles {
-    /// The table in `dir`, or `None` when it is partitioned (its partition
-    /// values live in directory names, not in the files) or holds no file.
-    pub(crate) fn open(dir: &Path) -> Result<Option<Self>> {
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-            let path = entry.map_err(io(dir))?.path();
-            if path.is_dir() {
-                return Ok(None);
-            }
-            if path.extension().is_some_and(|e| e == "parquet") {
-                files.push(path);
-            }
-        }
-        files.sort();
+    /// The table made of `files`, in that order; `None` when there are none.
+    pub(crate) fn open(files: Vec<PathBuf>) -> Result<Option<Self>> {
         let mut schema = None;
         let mut rows = 0;
         for f in &files {

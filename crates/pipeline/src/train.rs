@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 use tokio::sync::mpsc;
-use zeekml_model::{External, FeatureStage, Source, TrainSpec};
+use zeekml_model::{External, FeatureStage, Source, TrainSpec, TrainingTable};
 
 use crate::config::Pipeline;
 use crate::error::Result;
@@ -17,17 +17,20 @@ use crate::table_files::TableFiles;
 use crate::warehouse::Warehouse;
 
 /// The input table as training reads it: a committed table file by file,
-/// and a view (or a partitioned table) collected into memory.
+/// and a view (or a partitioned table) collected into memory; with the
+/// version of the table read (`None` for a view).
 async fn training_input(
     ctx: &SessionContext,
     wh: &Warehouse,
     pipeline: &Pipeline,
     spec: &TrainSpec,
-) -> Result<Box<dyn Source + Send>> {
-    crate::runner::register_input(ctx, wh, pipeline, &spec.input).await?;
-    if pipeline.view(&spec.input).is_none() {
-        if let Some(files) = TableFiles::open(&wh.table_dir(&spec.input))? {
-            return Ok(Box::new(files));
+) -> Result<(Box<dyn Source + Send>, Option<u64>)> {
+    let version = crate::runner::register_input(ctx, wh, pipeline, &spec.input).await?;
+    if version.is_some() {
+        if let Some((read, files)) = wh.unpartitioned_files(&spec.input).await? {
+            if let Some(files) = TableFiles::open(files)? {
+                return Ok((Box::new(files), Some(read)));
+            }
         }
     }
     let table = ctx.table(spec.input.as_str()).await?;
@@ -50,7 +53,7 @@ async fn training_input(
         }
         Err(_) => table,
     };
-    Ok(Box::new(table.collect().await?))
+    Ok((Box::new(table.collect().await?), version))
 }
 
 /// Tables the stage writes.
@@ -67,7 +70,7 @@ pub(crate) async fn run_train(
     index: usize,
     spec: &TrainSpec,
 ) -> Result<StageOutcome> {
-    let source = training_input(ctx, wh, pipeline, spec).await?;
+    let (source, input_version) = training_input(ctx, wh, pipeline, spec).await?;
     let lineage = sql_lineage(pipeline, index, &spec.input)?;
     // The scored rows are written as training produces them, split by
     // split, so that they are never all in memory.
@@ -114,6 +117,10 @@ pub(crate) async fn run_train(
             })
             .collect();
         deployed.card.stage_params = serde_json::to_value(&pipeline.file.params)?;
+        deployed.card.training_table = Some(TrainingTable {
+            name: spec.input.clone(),
+            version: input_version,
+        });
         // Other data, scored by the model as it will be deployed.
         let evaluated = evaluate::run_evaluations(wh, pipeline, &spec.name, &deployed).await?;
         if let Some(dir) = evaluated.staging {
@@ -141,8 +148,11 @@ pub(crate) async fn run_train(
         return Err(e);
     }
     let mut outputs = Vec::new();
+    let mut versions = Vec::new();
     for (dir, table) in &staged {
-        wh.commit(dir, Path::new(table))?;
+        if let Some(v) = wh.commit(dir, Path::new(table)).await? {
+            versions.push((table.to_string(), v));
+        }
         outputs.push(table.to_string());
     }
     if !outputs.iter().any(|t| t == EVALUATED) {
@@ -164,5 +174,6 @@ pub(crate) async fn run_train(
         rows_in,
         rows_out: scored_rows,
         rejected: 0,
+        versions,
     })
 }

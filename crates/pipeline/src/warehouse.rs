@@ -1,39 +1,52 @@
-//! The warehouse: a directory of Parquet tables, one directory per table.
+//! The warehouse: a directory of Delta Lake tables, one directory per table.
 //!
-//! Layout: `<root>/<table>/*.parquet` (or `<root>/<table>/<col>=<value>/*.parquet`
-//! for partitioned tables), `<root>/runs/` (the run manifest, one file per
-//! run), `<root>/models/<name>/` (saved models). Writers fill a directory
-//! under `<root>/.staging/` and [`Warehouse::commit`] swaps it in, so readers
-//! never see a half-written table.
+//! Layout: `<root>/<table>/` holds a table's Parquet files (under
+//! `<col>=<value>/` for partitioned tables) and its `_delta_log/`;
+//! `<root>/runs/` is the run manifest, `<root>/models/<name>/` the saved
+//! models. Writers fill a directory under `<root>/.staging/`;
+//! [`Warehouse::commit`] moves its files into the table and commits them in
+//! one Delta transaction, so readers see the previous version or the new
+//! one, never part of a write.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use url::Url;
 
 use crate::config::valid_table_name;
+use crate::delta::{self, DataFile, Replace};
 use crate::error::{io, Error, Result};
 use crate::parquet_out::ParquetOut;
 
-/// Directory names under the root that are not tables.
-const RESERVED: &[&str] = &["models"];
+/// Where tables written by zeekml before its tables were Delta tables are
+/// moved when a stage writes them again.
+const PRE_DELTA: &str = ".pre-delta";
 
 /// A warehouse rooted at a directory.
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     root: PathBuf,
+}
+
+/// What a table write left: the rows written and the table version that
+/// holds them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Rows written.
+    pub rows: u64,
+    /// The table's version after the commit (`None`: nothing was committed,
+    /// as for a write of no rows and no schema to a table that did not exist).
+    pub version: Option<u64>,
 }
 
 impl Warehouse {
@@ -95,7 +108,7 @@ impl Warehouse {
 
     /// Whether a committed table exists.
     pub fn has_table(&self, table: &str) -> bool {
-        self.table_dir(table).is_dir()
+        self.table_dir(table).join(delta::LOG_DIR).is_dir()
     }
 
     /// Names of all committed tables, sorted.
@@ -104,15 +117,20 @@ impl Warehouse {
         for entry in std::fs::read_dir(&self.root).map_err(io(&self.root))? {
             let entry = entry.map_err(io(&self.root))?;
             let name = entry.file_name().to_string_lossy().to_string();
-            if entry.path().is_dir()
-                && valid_table_name(&name)
-                && !RESERVED.contains(&name.as_str())
-            {
+            if valid_table_name(&name) && self.has_table(&name) {
                 names.push(name);
             }
         }
         names.sort();
         Ok(names)
+    }
+
+    fn table_url(&self, table: &str) -> Result<Url> {
+        let dir = self.table_dir(table);
+        Url::from_directory_path(&dir).map_err(|()| Error::Io {
+            path: dir,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an absolute path"),
+        })
     }
 
     /// A fresh, empty staging directory for a table about to be written.
@@ -125,40 +143,134 @@ impl Warehouse {
         Ok(dir)
     }
 
-    /// Makes a fully written staging directory visible as `target`
-    /// (a table, a partition `table/col=value`, or `models/name`),
-    /// replacing what was there.
-    pub fn commit(&self, staging: &Path, target: &Path) -> Result<()> {
-        let target = self.root.join(target);
-        check_layout(staging, &target)?;
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
+    /// Commits the Parquet files of a fully written staging directory as
+    /// `target` (a table, or a partition `table/col=value`), replacing what
+    /// was there, in one Delta transaction. Files under `col=value/`
+    /// directories of the staging directory go to those partitions of the
+    /// table. Returns the table's new version.
+    pub async fn commit(&self, staging: &Path, target: &Path) -> Result<Option<u64>> {
+        let (table, partition) = split_target(target)?;
+        let replace = match &partition {
+            Some((column, value)) => Replace::Partition { column, value },
+            None => Replace::Table,
+        };
+        self.commit_files(
+            staging,
+            &table,
+            partition.iter().cloned().collect(),
+            replace,
+        )
+        .await
+    }
+
+    /// Commits the Parquet files of a staging directory as new files of
+    /// `table`, keeping the ones it has.
+    pub async fn append(&self, staging: &Path, table: &str) -> Result<Option<u64>> {
+        self.commit_files(staging, table, Vec::new(), Replace::Nothing)
+            .await
+    }
+
+    async fn commit_files(
+        &self,
+        staging: &Path,
+        table: &str,
+        partition: Vec<(String, String)>,
+        replace: Replace<'_>,
+    ) -> Result<Option<u64>> {
+        self.set_aside_pre_delta(table)?;
+        let staged = staged_files(staging, &partition)?;
+        let url = self.table_url(table)?;
+        let current = if self.has_table(table) {
+            delta::load(&url, table).await?
+        } else {
+            None
+        };
+        let schema = match staged.first() {
+            Some(file) => Some(file.schema.clone()),
+            None => None,
+        };
+        let Some(schema) = schema else {
+            self.discard(staging);
+            if current.is_none() {
+                return Ok(None);
+            }
+            let empty = Schema::empty();
+            let version =
+                delta::commit(&url, table, current.as_ref(), &empty, Vec::new(), replace).await?;
+            return Ok(Some(version));
+        };
+        // Unique names: a later write never overwrites a file an earlier
+        // version still lists.
+        let prefix = format!("part-{}", nonce());
+        let dir = self.table_dir(table);
+        let mut files = Vec::with_capacity(staged.len());
+        let moved = (|| {
+            for (i, file) in staged.iter().enumerate() {
+                let mut relative = PathBuf::new();
+                for (c, v) in &file.partition {
+                    relative.push(format!("{c}={v}"));
+                }
+                relative.push(format!("{prefix}-{i:05}.parquet"));
+                let to = dir.join(&relative);
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent).map_err(io(parent))?;
+                }
+                std::fs::rename(&file.path, &to).map_err(io(&to))?;
+                files.push(DataFile {
+                    path: relative.to_string_lossy().replace('\\', "/"),
+                    partition: file.partition.clone(),
+                    size: file.size,
+                    rows: file.rows,
+                    modified_ms: now_ms(),
+                });
+            }
+            Ok::<_, Error>(())
+        })();
+        let committed = match moved {
+            Ok(()) => {
+                delta::commit(
+                    &url,
+                    table,
+                    current.as_ref(),
+                    &schema,
+                    files.clone(),
+                    replace,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        if committed.is_err() {
+            // The files are in no version of the table: remove them now
+            // rather than leave them to `zeekml vacuum`.
+            for file in &files {
+                let _ = std::fs::remove_file(dir.join(&file.path));
+            }
         }
-        let trash_root = self.root.join(".trash");
-        let trash = trash_root.join(format!(
-            "{}-{}",
-            target
-                .strip_prefix(&self.root)
-                .unwrap_or(&target)
-                .to_string_lossy()
-                .replace(['/', '\\'], "%"),
-            nonce()
-        ));
-        if target.exists() {
-            std::fs::create_dir_all(&trash_root).map_err(io(&trash_root))?;
-            std::fs::rename(&target, &trash).map_err(io(&target))?;
+        self.discard(staging);
+        committed.map(Some)
+    }
+
+    /// Moves a table directory that has Parquet files but no Delta log (as
+    /// zeekml wrote before its tables were Delta tables) out of the way.
+    fn set_aside_pre_delta(&self, table: &str) -> Result<()> {
+        let dir = self.table_dir(table);
+        if !dir.is_dir() || self.has_table(table) {
+            return Ok(());
         }
-        std::fs::rename(staging, &target).map_err(io(&target))?;
-        if trash.exists() {
-            std::fs::remove_dir_all(&trash).map_err(io(&trash))?;
-        }
+        let aside = self
+            .root
+            .join(PRE_DELTA)
+            .join(format!("{table}-{}", nonce()));
+        std::fs::create_dir_all(self.root.join(PRE_DELTA)).map_err(io(&aside))?;
+        std::fs::rename(&dir, &aside).map_err(io(&dir))?;
+        tracing::warn!(table, moved_to = %aside.display(), "table written by an older zeekml (not a Delta table) moved aside");
         Ok(())
     }
 
     /// Removes a committed table: renamed into `.staging/` first, so readers
     /// see the table or nothing, and a removal cut short by a crash is
-    /// finished by the next writer's start-up (which clears `.staging/`;
-    /// `.trash/` would restore the table).
+    /// finished by the next writer's start-up (which clears `.staging/`).
     pub fn drop_table(&self, table: &str) -> Result<()> {
         let dir = self.table_dir(table);
         if !dir.is_dir() {
@@ -172,29 +284,14 @@ impl Warehouse {
     /// Drops a staging directory after a failed write.
     pub fn discard(&self, staging: &Path) {
         if let Err(e) = std::fs::remove_dir_all(staging) {
-            tracing::warn!(path = %staging.display(), error = %e, "could not remove staging directory");
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %staging.display(), error = %e, "could not remove staging directory");
+            }
         }
     }
 
-    /// Restores tables whose swap was interrupted between its two renames,
-    /// and clears leftovers of killed writers.
+    /// Clears the staging directories of killed writers.
     fn recover(&self) -> Result<()> {
-        let trash_root = self.root.join(".trash");
-        if let Ok(entries) = std::fs::read_dir(&trash_root) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                let Some((target, _nonce)) = name.rsplit_once('-') else {
-                    continue;
-                };
-                let target = self.root.join(target.replace('%', "/"));
-                if !target.exists() {
-                    tracing::warn!(table = %target.display(), "restoring table from an interrupted commit");
-                    std::fs::rename(entry.path(), &target).map_err(io(&target))?;
-                } else {
-                    std::fs::remove_dir_all(entry.path()).map_err(io(entry.path()))?;
-                }
-            }
-        }
         let staging = self.root.join(".staging");
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
@@ -202,35 +299,81 @@ impl Warehouse {
         Ok(())
     }
 
-    /// Registers one committed table in a session under its own name.
-    pub async fn register(&self, ctx: &SessionContext, table: &str) -> Result<()> {
+    /// The latest version of a committed table.
+    pub async fn version(&self, table: &str) -> Result<Option<u64>> {
+        if !self.has_table(table) {
+            return Ok(None);
+        }
+        Ok(delta::load(&self.table_url(table)?, table)
+            .await?
+            .as_ref()
+            .and_then(delta::version))
+    }
+
+    /// The data files of a committed table's latest version, in a stable
+    /// order, with the version; `None` when the table is partitioned.
+    pub(crate) async fn unpartitioned_files(
+        &self,
+        table: &str,
+    ) -> Result<Option<(u64, Vec<PathBuf>)>> {
+        let t = self.load(table).await?;
         let dir = self.table_dir(table);
-        if !dir.is_dir() {
-            return Err(Error::MissingTable {
-                table: table.to_string(),
-                warehouse: self.root.clone(),
-            });
+        Ok(delta::unpartitioned_files(&t, table)?.map(|files| {
+            (
+                delta::version(&t).unwrap_or_default(),
+                files.iter().map(|f| dir.join(f)).collect(),
+            )
+        }))
+    }
+
+    async fn load(&self, table: &str) -> Result<deltalake::DeltaTable> {
+        let missing = || {
+            if self.table_dir(table).is_dir() {
+                Error::Delta {
+                    table: table.to_string(),
+                    message: format!(
+                        "{} is not a Delta table (an older zeekml wrote it): run the stage \
+                         that writes it again",
+                        self.table_dir(table).display()
+                    ),
+                }
+            } else {
+                Error::MissingTable {
+                    table: table.to_string(),
+                    warehouse: self.root.clone(),
+                }
+            }
+        };
+        if !self.has_table(table) {
+            return Err(missing());
         }
-        let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
-        let mut options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let partitions = partition_columns(&dir)?;
-        if !partitions.is_empty() {
-            options = options.with_table_partition_cols(
-                partitions
-                    .into_iter()
-                    .map(|c| (c, DataType::Utf8))
-                    .collect(),
-            );
-        }
-        let state = ctx.state();
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .infer_schema(&state)
-            .await?;
-        let provider = ListingTable::try_new(config)?;
+        delta::load(&self.table_url(table)?, table)
+            .await?
+            .ok_or_else(missing)
+    }
+
+    /// Registers one committed table (its latest version) in a session
+    /// under its own name; returns the version.
+    pub async fn register(&self, ctx: &SessionContext, table: &str) -> Result<Option<u64>> {
+        let t = self.load(table).await?;
+        let provider = delta::provider(ctx, &t, table).await?;
         ctx.deregister_table(table)?;
-        ctx.register_table(table, Arc::new(provider))?;
+        ctx.register_table(table, provider)?;
+        Ok(delta::version(&t))
+    }
+
+    /// Registers a committed table as of an earlier `version`.
+    pub async fn register_version(
+        &self,
+        ctx: &SessionContext,
+        table: &str,
+        version: u64,
+    ) -> Result<()> {
+        self.load(table).await?;
+        let t = delta::load_version(&self.table_url(table)?, table, version).await?;
+        let provider = delta::provider(ctx, &t, table).await?;
+        ctx.deregister_table(table)?;
+        ctx.register_table(table, provider)?;
         Ok(())
     }
 
@@ -247,13 +390,13 @@ impl Warehouse {
 impl Warehouse {
     /// Writes a query result as the table (or partition) `target`, visible
     /// only once every file is complete. Returns the number of rows written.
-    pub async fn write_df(&self, df: DataFrame, target: &Path) -> Result<u64> {
+    pub async fn write_df(&self, df: DataFrame, target: &Path) -> Result<Written> {
         let staging = self.staging_for(target)?;
         match write_parquet_dir(df, &staging).await {
-            Ok(rows) => {
-                self.commit(&staging, target)?;
-                Ok(rows)
-            }
+            Ok(rows) => Ok(Written {
+                rows,
+                version: self.commit(&staging, target).await?,
+            }),
             Err(e) => {
                 self.discard(&staging);
                 Err(e)
@@ -273,10 +416,12 @@ impl Warehouse {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
         target: &Path,
-    ) -> Result<u64> {
+    ) -> Result<Written> {
         let (staging, rows) = self.stage_batches(ctx, schema, batches, target).await?;
-        self.commit(&staging, target)?;
-        Ok(rows)
+        Ok(Written {
+            rows,
+            version: self.commit(&staging, target).await?,
+        })
     }
 
     /// Writes in-memory batches into a staging directory for `target` and
@@ -346,6 +491,26 @@ impl Warehouse {
             }
         }
     }
+}
+
+/// Vacuums every table of the warehouse at `root` (see `zeekml vacuum`),
+/// holding its write lock so that no run's uncommitted files are taken for
+/// leftovers; returns each table with the files deleted (or, for a
+/// `dry_run`, to delete).
+pub async fn vacuum(
+    root: &Path,
+    retain: std::time::Duration,
+    dry_run: bool,
+) -> Result<Vec<(String, Vec<String>)>> {
+    Warehouse::open(root)?;
+    let (wh, _lock) = Warehouse::create_locked(root, "vacuum", std::time::Duration::ZERO)?;
+    let mut out = Vec::new();
+    for table in wh.tables()? {
+        let t = wh.load(&table).await?;
+        let files = delta::vacuum(t, &table, retain, dry_run).await?;
+        out.push((table, files));
+    }
+    Ok(out)
 }
 
 /// `batches` as contiguous runs, one partition per core of `ctx`: work on
@@ -428,67 +593,92 @@ async fn write_parquet_file(
     Ok(rows)
 }
 
-/// Refuses a partition written into a table written whole, and a whole
-/// table written over partitions: a table is one or the other.
-fn check_layout(staging: &Path, target: &Path) -> Result<()> {
-    let is_partition = |p: &Path| {
-        p.file_name()
-            .is_some_and(|n| n.to_string_lossy().contains('='))
-    };
-    let has_files = |dir: &Path| {
-        std::fs::read_dir(dir).is_ok_and(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-        })
-    };
-    if is_partition(target) {
-        if let Some(table) = target.parent().filter(|t| has_files(t)) {
-            return Err(Error::MixedLayout {
-                table: table.to_path_buf(),
-                message: format!(
-                    "it was written whole, so a partition {} cannot be added; \
-                     remove the table directory or run without the partition value",
-                    target.file_name().unwrap_or_default().to_string_lossy()
-                ),
-            });
-        }
-    } else if has_files(staging) && target.is_dir() && !partition_columns(target)?.is_empty() {
-        return Err(Error::MixedLayout {
-            table: target.to_path_buf(),
-            message: "it holds partitions, which a whole-table write would replace; \
-                      set the partition value (e.g. --set date=YYYY-MM-DD) or remove the \
-                      table directory first"
-                .into(),
-        });
-    }
-    Ok(())
+/// A Parquet file of a staging directory, with what its commit records.
+struct StagedFile {
+    path: PathBuf,
+    partition: Vec<(String, String)>,
+    schema: Schema,
+    size: i64,
+    rows: i64,
 }
 
-/// Hive-style partition columns of a table directory (`date=2024-01-01/`).
-fn partition_columns(dir: &Path) -> Result<Vec<String>> {
-    let mut columns = Vec::new();
-    let mut current = dir.to_path_buf();
-    loop {
-        let mut next = None;
-        for entry in std::fs::read_dir(&current).map_err(io(&current))? {
-            let entry = entry.map_err(io(&current))?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if entry.path().is_dir() {
-                if let Some((col, _)) = name.split_once('=') {
-                    next = Some((col.to_string(), entry.path()));
-                    break;
+/// The complete Parquet files under `staging`, each with its partition:
+/// `partition` (the target's) and then the `col=value` directories it is in.
+fn staged_files(staging: &Path, partition: &[(String, String)]) -> Result<Vec<StagedFile>> {
+    let mut found = Vec::new();
+    let mut todo = vec![(staging.to_path_buf(), partition.to_vec())];
+    while let Some((dir, partition)) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.map_err(io(&dir))?.path();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if path.is_dir() {
+                if let Some((c, v)) = name.split_once('=') {
+                    let mut inner = partition.clone();
+                    inner.push((c.to_string(), v.to_string()));
+                    todo.push((path, inner));
                 }
+            } else if name.ends_with(".parquet") {
+                found.push((path, partition.clone()));
             }
-        }
-        match next {
-            Some((col, path)) => {
-                columns.push(col);
-                current = path;
-            }
-            None => return Ok(columns),
         }
     }
+    found.sort();
+    found
+        .into_iter()
+        .map(|(path, partition)| {
+            let file = std::fs::File::open(&path).map_err(io(&path))?;
+            let size = file.metadata().map_err(io(&path))?.len() as i64;
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::BadFile {
+                    file: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            Ok(StagedFile {
+                rows: reader.metadata().file_metadata().num_rows(),
+                schema: reader.schema().as_ref().clone(),
+                path,
+                partition,
+                size,
+            })
+        })
+        .collect()
+}
+
+/// A commit target, `table` or `table/col=value`, as its two parts.
+fn split_target(target: &Path) -> Result<(String, Option<(String, String)>)> {
+    let parts: Vec<String> = target
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().to_string())
+        .collect();
+    let bad = || Error::Io {
+        path: target.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a table is written whole or as one `column=value` partition",
+        ),
+    };
+    match parts.as_slice() {
+        [table] => Ok((table.clone(), None)),
+        [table, partition] => {
+            let (c, v) = partition.split_once('=').ok_or_else(bad)?;
+            Ok((table.clone(), Some((c.to_string(), v.to_string()))))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// The warehouse root as an absolute local path. An object store URL is
@@ -528,56 +718,6 @@ fn nonce() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn commit_swaps_and_lists_tables() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let wh = Warehouse::create(tmp.path()).expect("create");
-        let s = wh.staging("clean").expect("staging");
-        std::fs::write(s.join("a.parquet"), b"x").expect("write");
-        wh.commit(&s, Path::new("clean")).expect("commit");
-        assert!(wh.table_dir("clean").join("a.parquet").exists());
-        let s = wh.staging("clean").expect("staging");
-        std::fs::write(s.join("b.parquet"), b"y").expect("write");
-        wh.commit(&s, Path::new("clean")).expect("commit");
-        assert!(!wh.table_dir("clean").join("a.parquet").exists());
-        assert!(wh.table_dir("clean").join("b.parquet").exists());
-        std::fs::create_dir_all(wh.model_dir("m")).expect("mkdir");
-        assert_eq!(wh.tables().expect("tables"), vec!["clean".to_string()]);
-    }
-
-    #[test]
-    fn interrupted_commit_is_restored() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let trash = tmp.path().join(".trash").join("features-abc");
-        std::fs::create_dir_all(&trash).expect("mkdir");
-        std::fs::write(trash.join("p.parquet"), b"x").expect("write");
-        std::fs::create_dir_all(tmp.path().join(".staging/features-def")).expect("mkdir");
-        let wh = Warehouse::create(tmp.path()).expect("create");
-        assert!(wh.table_dir("features").join("p.parquet").exists());
-        assert!(!tmp.path().join(".staging").exists());
-    }
-
-    #[test]
-    fn a_dropped_table_stays_dropped() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let wh = Warehouse::create(tmp.path()).expect("create");
-        let s = wh.staging("evaluated").expect("staging");
-        std::fs::write(s.join("a.parquet"), b"x").expect("write");
-        wh.commit(&s, Path::new("evaluated")).expect("commit");
-        wh.drop_table("evaluated").expect("drop");
-        assert!(!wh.has_table("evaluated"));
-        wh.drop_table("evaluated")
-            .expect("dropping nothing is fine");
-        // A drop cut short between its rename and its removal is finished,
-        // not undone, by the next start-up.
-        let cut = tmp.path().join(".staging").join("evaluated-dropped-abc");
-        std::fs::create_dir_all(&cut).expect("mkdir");
-        std::fs::write(cut.join("a.parquet"), b"x").expect("write");
-        let wh = Warehouse::create(tmp.path()).expect("reopen");
-        assert!(!wh.has_table("evaluated"));
-        assert!(!tmp.path().join(".staging").exists());
-    }
-
     fn parquet_files(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .expect("read_dir")
@@ -587,6 +727,30 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    async fn query(ctx: &SessionContext, sql: &str) -> String {
+        let batches = ctx
+            .sql(sql)
+            .await
+            .expect("sql")
+            .collect()
+            .await
+            .expect("collect");
+        datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .expect("format")
+            .to_string()
+    }
+
+    async fn write_numbers(wh: &Warehouse, target: &str, from: u64, to: u64) -> Result<Written> {
+        let ctx = crate::session::context_with_partitions(2);
+        let df = ctx
+            .sql(&format!(
+                "SELECT value AS n FROM generate_series({from}, {to})"
+            ))
+            .await
+            .expect("sql");
+        wh.write_df(df, Path::new(target)).await
     }
 
     #[tokio::test]
@@ -600,31 +764,27 @@ mod tests {
             .expect("sql")
             .repartition(datafusion::logical_expr::Partitioning::RoundRobinBatch(3))
             .expect("repartition");
-        let rows = wh.write_df(df, Path::new("t")).await.expect("write");
-        assert_eq!(rows, 300_000);
+        let written = wh.write_df(df, Path::new("t")).await.expect("write");
         assert_eq!(
-            parquet_files(&wh.table_dir("t")),
-            [
-                "part-00000.parquet",
-                "part-00001.parquet",
-                "part-00002.parquet"
-            ]
+            written,
+            Written {
+                rows: 300_000,
+                version: Some(0)
+            }
         );
-        wh.register(&ctx, "t").await.expect("register");
-        let sums = ctx
-            .sql("SELECT count(*) AS c, sum(n) AS s, count(DISTINCT k) AS k FROM t")
-            .await
-            .expect("sql")
-            .collect()
-            .await
-            .expect("collect");
-        let formatted = datafusion::arrow::util::pretty::pretty_format_batches(&sums)
-            .expect("format")
-            .to_string();
-        assert!(
-            formatted.contains("| 300000 | 45000150000 | 7 |"),
-            "{formatted}"
-        );
+        assert_eq!(parquet_files(&wh.table_dir("t")).len(), 3);
+        assert!(wh
+            .table_dir("t")
+            .join("_delta_log/00000000000000000000.json")
+            .is_file());
+        assert_eq!(wh.tables().expect("tables"), ["t"]);
+        assert_eq!(wh.register(&ctx, "t").await.expect("register"), Some(0));
+        let sums = query(
+            &ctx,
+            "SELECT count(*) AS c, sum(n) AS s, count(DISTINCT k) AS k FROM t",
+        )
+        .await;
+        assert!(sums.contains("| 300000 | 45000150000 | 7 |"), "{sums}");
     }
 
     #[tokio::test]
@@ -636,12 +796,195 @@ mod tests {
             .sql("SELECT value AS n, 'x' AS k FROM generate_series(1, 1000) WHERE value > 5000")
             .await
             .expect("sql");
-        let rows = wh.write_df(df, Path::new("t")).await.expect("write");
-        assert_eq!(rows, 0);
-        assert_eq!(parquet_files(&wh.table_dir("t")), ["part-00000.parquet"]);
+        let written = wh.write_df(df, Path::new("t")).await.expect("write");
+        assert_eq!(written.rows, 0);
+        assert_eq!(parquet_files(&wh.table_dir("t")).len(), 1);
         wh.register(&ctx, "t").await.expect("register");
         let schema = ctx.table("t").await.expect("table").schema().clone();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["n", "k"]);
+    }
+
+    #[tokio::test]
+    async fn an_overwrite_is_a_new_version_and_the_old_one_stays_readable() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::create(tmp.path()).expect("create");
+        write_numbers(&wh, "t", 1, 10).await.expect("first");
+        let second = write_numbers(&wh, "t", 1, 3).await.expect("second");
+        assert_eq!(second.version, Some(1));
+        let ctx = crate::session::new_context();
+        wh.register(&ctx, "t").await.expect("register");
+        assert!(query(&ctx, "SELECT sum(n) AS s FROM t")
+            .await
+            .contains("| 6 |"));
+        wh.register_version(&ctx, "t", 0).await.expect("version 0");
+        assert!(query(&ctx, "SELECT sum(n) AS s FROM t")
+            .await
+            .contains("| 55 |"));
+        let err = wh
+            .register_version(&ctx, "t", 7)
+            .await
+            .expect_err("no version 7");
+        assert!(err.to_string().contains("table 't'"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn replacing_a_partition_keeps_the_others() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::create(tmp.path()).expect("create");
+        write_numbers(&wh, "t/date=2026-11-29", 1, 10)
+            .await
+            .expect("29th");
+        write_numbers(&wh, "t/date=2026-11-30", 1, 100)
+            .await
+            .expect("30th");
+        let again = write_numbers(&wh, "t/date=2026-11-29", 1, 2)
+            .await
+            .expect("29th again");
+        assert_eq!(again.version, Some(2));
+        let ctx = crate::session::new_context();
+        wh.register(&ctx, "t").await.expect("register");
+        let by_day = query(
+            &ctx,
+            "SELECT date, count(*) AS c FROM t GROUP BY date ORDER BY date",
+        )
+        .await;
+        assert!(by_day.contains("| 2026-11-29 | 2   |"), "{by_day}");
+        assert!(by_day.contains("| 2026-11-30 | 100 |"), "{by_day}");
+        let err = write_numbers(&wh, "t", 1, 2)
+            .await
+            .expect_err("whole over partitions");
+        assert!(err.to_string().contains("it holds partitions"), "{err}");
+        write_numbers(&wh, "whole", 1, 2).await.expect("whole");
+        let err = write_numbers(&wh, "whole/date=2026-11-30", 1, 2)
+            .await
+            .expect_err("partition into a whole table");
+        assert!(err.to_string().contains("it was written whole"), "{err}");
+    }
+
+    /// A writer killed after moving its files into the table and before its
+    /// commit leaves files that no version lists: readers see the previous
+    /// version, and the next write commits over it.
+    #[tokio::test]
+    async fn files_without_a_commit_are_not_read() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::create(tmp.path()).expect("create");
+        write_numbers(&wh, "t", 1, 10).await.expect("first");
+        let ctx = crate::session::context_with_partitions(1);
+        let staging = wh.staging("t").expect("staging");
+        let df = ctx
+            .sql("SELECT value AS n FROM generate_series(1, 1000)")
+            .await
+            .expect("sql");
+        write_parquet_dir(df, &staging).await.expect("staged");
+        let before = parquet_files(&wh.table_dir("t")).len();
+        for file in staged_files(&staging, &[]).expect("files") {
+            let to = wh
+                .table_dir("t")
+                .join(format!("part-killed-{}.parquet", nonce()));
+            std::fs::rename(&file.path, to).expect("move");
+        }
+        assert_eq!(parquet_files(&wh.table_dir("t")).len(), before + 1);
+        let ctx = crate::session::new_context();
+        assert_eq!(wh.register(&ctx, "t").await.expect("register"), Some(0));
+        assert!(query(&ctx, "SELECT count(*) AS c FROM t")
+            .await
+            .contains("| 10 |"));
+        let next = write_numbers(&wh, "t", 1, 5).await.expect("next write");
+        assert_eq!(
+            next,
+            Written {
+                rows: 5,
+                version: Some(1)
+            }
+        );
+    }
+
+    /// Two writers of one table at once: each commit is whole, and the
+    /// table ends as one of the two writes, never a mix of both.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_never_mix_their_files() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::create(tmp.path()).expect("create");
+        write_numbers(&wh, "t", 1, 1)
+            .await
+            .expect("create the table");
+        for _ in 0..5 {
+            let (a, b) = tokio::join!(
+                write_numbers(&wh, "t", 1, 100),
+                write_numbers(&wh, "t", 1, 1000)
+            );
+            let ok = [&a, &b].iter().filter(|r| r.is_ok()).count();
+            assert!(ok >= 1, "{a:?} {b:?}");
+            for r in [&a, &b] {
+                if let Err(e) = r {
+                    assert!(e.to_string().contains("table 't'"), "{e}");
+                }
+            }
+            let ctx = crate::session::new_context();
+            wh.register(&ctx, "t").await.expect("register");
+            let counts = query(&ctx, "SELECT count(*) AS c, count(DISTINCT n) AS d FROM t").await;
+            assert!(
+                counts.contains("| 100 | 100 |") || counts.contains("| 1000 | 1000 |"),
+                "{counts}"
+            );
+        }
+        // Writers of different partitions of a table both commit.
+        write_numbers(&wh, "p/date=2026-11-28", 1, 5)
+            .await
+            .expect("28th");
+        let (a, b) = tokio::join!(
+            write_numbers(&wh, "p/date=2026-11-29", 1, 10),
+            write_numbers(&wh, "p/date=2026-11-30", 1, 20)
+        );
+        a.expect("29th");
+        b.expect("30th");
+        let ctx = crate::session::new_context();
+        wh.register(&ctx, "p").await.expect("register");
+        assert!(query(&ctx, "SELECT count(*) AS c FROM p")
+            .await
+            .contains("| 35 |"));
+    }
+
+    #[tokio::test]
+    async fn a_table_from_before_delta_is_set_aside_when_written_again() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::create(tmp.path()).expect("create");
+        let old = wh.table_dir("t");
+        std::fs::create_dir_all(&old).expect("mkdir");
+        std::fs::write(old.join("part-00000.parquet"), b"old").expect("write");
+        let ctx = crate::session::new_context();
+        let err = wh.register(&ctx, "t").await.expect_err("not a Delta table");
+        assert!(err.to_string().contains("is not a Delta table"), "{err}");
+        assert!(wh.tables().expect("tables").is_empty());
+        write_numbers(&wh, "t", 1, 3).await.expect("write");
+        wh.register(&ctx, "t").await.expect("register");
+        assert!(query(&ctx, "SELECT sum(n) AS s FROM t")
+            .await
+            .contains("| 6 |"));
+        let aside: Vec<_> = std::fs::read_dir(tmp.path().join(PRE_DELTA))
+            .expect("aside")
+            .collect();
+        assert_eq!(aside.len(), 1);
+    }
+
+    #[test]
+    fn a_dropped_table_stays_dropped() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::create(tmp.path()).expect("create");
+        std::fs::create_dir_all(wh.table_dir("evaluated").join("_delta_log")).expect("mkdir");
+        assert!(wh.has_table("evaluated"));
+        wh.drop_table("evaluated").expect("drop");
+        assert!(!wh.has_table("evaluated"));
+        wh.drop_table("evaluated")
+            .expect("dropping nothing is fine");
+        // A drop cut short between its rename and its removal is finished,
+        // not undone, by the next start-up.
+        let cut = tmp.path().join(".staging").join("evaluated-dropped-abc");
+        std::fs::create_dir_all(&cut).expect("mkdir");
+        std::fs::write(cut.join("a.parquet"), b"x").expect("write");
+        let wh = Warehouse::create(tmp.path()).expect("reopen");
+        assert!(!wh.has_table("evaluated"));
+        assert!(!tmp.path().join(".staging").exists());
     }
 }

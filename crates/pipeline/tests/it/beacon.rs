@@ -53,7 +53,7 @@ async fn run(input: &Path, warehouse: &Path) {
 
 /// Query result as CSV text without the header.
 async fn rows(warehouse: &Path, sql: &str) -> Vec<String> {
-    let (schema, batches) = query(warehouse, sql).await.expect("query runs");
+    let (schema, batches) = query(warehouse, sql, &[]).await.expect("query runs");
     let text = render(&schema, &batches, OutputFormat::Csv).expect("render");
     text.lines().skip(1).map(str::to_string).collect()
 }
