@@ -9,6 +9,7 @@ mod explain;
 mod generate_tsv;
 mod pipeline;
 mod report;
+mod s3;
 mod score;
 
 use std::path::{Path, PathBuf};
@@ -70,7 +71,6 @@ pub fn score_njrat_day(dir: &Path, warehouse: &Path) {
     run_with_input(Path::new("pipelines/beacon.toml"), &day, warehouse);
 }
 
-/// Runs a query and returns its CSV output.
 /// The data files of a warehouse table's latest Delta version, as delta-rs
 /// (not zeekml) reads its log, sorted; only those under `partition`
 /// (`date=2024-05-03`) when it is not empty.
@@ -100,6 +100,7 @@ pub fn delta_files(table: &Path, partition: &str) -> Vec<PathBuf> {
     files
 }
 
+/// Runs a query and returns its CSV output.
 pub fn sql(warehouse: &Path, query: &str) -> String {
     let out = zeekml()
         .args(["sql", query, "--format", "csv", "--warehouse"])

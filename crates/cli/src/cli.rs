@@ -207,7 +207,16 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 pub fn init_logging(args: &GlobalArgs) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    // delta-rs logs each table scan and commit at `info`; only its warnings
+    // are the user's business, unless the filter names it.
+    for quiet in ["buoyant_kernel", "buoyant_kernel_engine", "deltalake_core"] {
+        if !args.log.contains(quiet) {
+            if let Ok(directive) = format!("{quiet}=warn").parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

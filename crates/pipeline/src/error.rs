@@ -93,7 +93,7 @@ pub enum Error {
     },
     /// A warehouse given as an object store URL.
     #[error(
-        "warehouse {url}: {scheme}:// warehouses are not supported yet; give a local directory (inputs may be {scheme}:// URLs)"
+        "warehouse {url}: {scheme}:// warehouses are not supported; give a local directory or an s3:// URL (inputs may be {scheme}:// URLs)"
     )]
     RemoteWarehouse {
         /// The URL given.
@@ -121,6 +121,14 @@ pub enum Error {
         /// The table directory.
         table: PathBuf,
         /// What was written and how to resolve it.
+        message: String,
+    },
+    /// An object store request of an `s3://` warehouse failed.
+    #[error("warehouse {location}: {message}")]
+    Remote {
+        /// The object or prefix.
+        location: String,
+        /// What the store answered.
         message: String,
     },
     /// Reading or committing a table's Delta log failed.

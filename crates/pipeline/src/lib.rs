@@ -15,6 +15,7 @@ mod memory;
 pub mod net;
 mod parquet_out;
 pub mod query;
+mod remote;
 pub mod runner;
 pub mod score;
 pub mod session;

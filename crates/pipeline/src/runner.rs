@@ -86,7 +86,7 @@ pub async fn run_pipeline(path: &Path, opts: &RunOptions) -> Result<RunRecord> {
         started_at,
         stages: Vec::new(),
     };
-    tracing::info!(run_id = %record.run_id, pipeline = %record.pipeline, warehouse = %wh.root().display(), "run started");
+    tracing::info!(run_id = %record.run_id, pipeline = %record.pipeline, warehouse = %wh.location(), "run started");
     for index in selected {
         let spec = &pipeline.file.stages[index];
         let bar = spinner(opts.progress, spec.name());

@@ -299,7 +299,13 @@ impl FeaturePlan {
     }
 }
 
+/// The model in `dir`, a local directory or an object store URL
+/// (`s3://bucket/warehouse/models/uwf_recon`).
 async fn load_model(dir: &Path) -> Result<SavedModel> {
+    let text = dir.to_string_lossy();
+    if text.contains("://") {
+        return crate::warehouse::load_model_at(&text).await;
+    }
     let dir = dir.to_path_buf();
     Ok(tokio::task::spawn_blocking(move || SavedModel::load(&dir)).await??)
 }
@@ -443,20 +449,25 @@ pub(crate) async fn run_score_stage(
     pipeline: &Pipeline,
     spec: &ScoreSpec,
 ) -> Result<StageOutcome> {
-    let model_path = PathBuf::from(pipeline.substitute(&spec.model)?);
-    let model_path = if model_path.is_relative() {
-        wh.root().join(model_path)
-    } else {
-        model_path
-    };
-    if !model_path.is_dir() {
+    let model_ref = pipeline.substitute(&spec.model)?;
+    let (model, model_path) =
+        if PathBuf::from(&model_ref).is_relative() && !model_ref.contains("://") {
+            let at = format!("{}/{model_ref}", wh.location().trim_end_matches('/'));
+            (wh.load_model(&model_ref).await?, at)
+        } else {
+            let dir = PathBuf::from(&model_ref);
+            let model = match dir.is_dir() || model_ref.contains("://") {
+                true => Some(load_model(&dir).await?),
+                false => None,
+            };
+            (model, model_ref.clone())
+        };
+    let Some(model) = model else {
         return Err(pipeline.invalid(format!(
-            "stage {}: model directory {} does not exist (train it first)",
+            "stage {}: model directory {model_path} does not exist (train it first)",
             spec.name,
-            model_path.display()
         )));
-    }
-    let model = load_model(&model_path).await?;
+    };
     crate::runner::register_input(ctx, wh, pipeline, &spec.input).await?;
     let input = ctx.table(spec.input.as_str()).await?;
     let input_schema: SchemaRef = Arc::new(input.schema().as_arrow().clone());
@@ -484,7 +495,7 @@ pub(crate) async fn run_score_stage(
     wh.register(ctx, &spec.name).await?;
     let rows = summary.rows;
     Ok(StageOutcome {
-        inputs: vec![spec.input.clone(), model_path.display().to_string()],
+        inputs: vec![spec.input.clone(), model_path],
         outputs: vec![spec.name.clone()],
         rows_in: rows,
         rows_out: rows,

@@ -157,16 +157,13 @@ pub(crate) async fn run_train(
     }
     if !outputs.iter().any(|t| t == EVALUATED) {
         // An earlier run's evaluations are not this model's.
-        wh.drop_table(EVALUATED)?;
+        wh.drop_table(EVALUATED).await?;
     }
     for table in &outputs {
         wh.register(ctx, table).await?;
     }
-    let model_dir = wh.model_dir(&spec.model_name);
-    let to_save = deployed;
-    let dir = model_dir.clone();
-    tokio::task::spawn_blocking(move || to_save.save(&dir)).await??;
-    tracing::info!(model = %model_dir.display(), "model saved");
+    let saved = wh.save_model(&spec.model_name, deployed).await?;
+    tracing::info!(model = %saved, "model saved");
     outputs.push(format!("models/{}", spec.model_name));
     Ok(StageOutcome {
         inputs: vec![spec.input.clone()],

@@ -1,4 +1,5 @@
-//! The warehouse: a directory of Delta Lake tables, one directory per table.
+//! The warehouse: Delta Lake tables, one directory per table, in a local
+//! directory or under an `s3://bucket/prefix`.
 //!
 //! Layout: `<root>/<table>/` holds a table's Parquet files (under
 //! `<col>=<value>/` for partitioned tables) and its `_delta_log/`;
@@ -6,7 +7,8 @@
 //! models. Writers fill a directory under `<root>/.staging/`;
 //! [`Warehouse::commit`] moves its files into the table and commits them in
 //! one Delta transaction, so readers see the previous version or the new
-//! one, never part of a write.
+//! one, never part of a write. A warehouse in object storage stages in a
+//! local directory (`$TMPDIR/zeekml/<url>/`) and uploads before committing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,15 +29,21 @@ use crate::config::valid_table_name;
 use crate::delta::{self, DataFile, Replace};
 use crate::error::{io, Error, Result};
 use crate::parquet_out::ParquetOut;
+use crate::remote::Remote;
+use zeekml_model::SavedModel;
 
 /// Where tables written by zeekml before its tables were Delta tables are
 /// moved when a stage writes them again.
 const PRE_DELTA: &str = ".pre-delta";
 
-/// A warehouse rooted at a directory.
+/// A warehouse: a local directory, or a prefix of an object store.
 #[derive(Debug, Clone)]
 pub struct Warehouse {
+    /// The root directory of a local warehouse; for one in object storage,
+    /// the local directory its writes are staged in and its lock held.
     root: PathBuf,
+    /// Where the tables are, for a warehouse in object storage.
+    remote: Option<Remote>,
 }
 
 /// What a table write left: the rows written and the table version that
@@ -53,9 +61,7 @@ impl Warehouse {
     /// Opens (and creates if needed) a warehouse for writing by this
     /// process alone; see [`Warehouse::create_locked`] for a run.
     pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
-        let wh = Warehouse {
-            root: created_root(root.into())?,
-        };
+        let wh = Warehouse::at(root.into(), true)?;
         wh.recover()?;
         Ok(wh)
     }
@@ -69,55 +75,105 @@ impl Warehouse {
         run_id: &str,
         wait: std::time::Duration,
     ) -> Result<(Self, crate::lock::WarehouseLock)> {
-        let root = created_root(root.into())?;
-        let lock = crate::lock::WarehouseLock::acquire(&root, run_id, wait)?;
-        let wh = Warehouse { root };
+        let wh = Warehouse::at(root.into(), true)?;
+        let lock = crate::lock::WarehouseLock::acquire(&wh.root, run_id, wait)?;
         wh.recover()?;
         Ok((wh, lock))
     }
 
     /// Opens an existing warehouse for reading.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = local_root(root.into())?;
-        if !root.is_dir() {
+        let wh = Warehouse::at(root.into(), false)?;
+        if wh.remote.is_none() && !wh.root.is_dir() {
             return Err(Error::Io {
-                path: root,
+                path: wh.root,
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "warehouse directory does not exist (run a pipeline first or pass --warehouse)",
                 ),
             });
         }
-        Ok(Warehouse { root })
+        Ok(wh)
     }
 
-    /// The root directory.
+    fn at(root: PathBuf, create: bool) -> Result<Self> {
+        let text = root.to_string_lossy().to_string();
+        let wh = match text.split_once("://") {
+            Some(("s3" | "s3a", _)) => {
+                let remote = Remote::open(&text)?;
+                Warehouse {
+                    root: spool_dir(&remote.url),
+                    remote: Some(remote),
+                }
+            }
+            Some((scheme, _)) => {
+                return Err(Error::RemoteWarehouse {
+                    url: text.clone(),
+                    scheme: scheme.to_string(),
+                })
+            }
+            None => Warehouse {
+                root: absolute(root),
+                remote: None,
+            },
+        };
+        if create || wh.remote.is_some() {
+            std::fs::create_dir_all(&wh.root).map_err(io(&wh.root))?;
+        }
+        Ok(wh)
+    }
+
+    /// The root directory of a local warehouse; for one in object storage,
+    /// the local directory its writes are staged in.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// Directory of a table.
+    /// Where the warehouse is: its directory, or its `s3://` URL.
+    pub fn location(&self) -> String {
+        match &self.remote {
+            Some(r) => r.url.to_string(),
+            None => self.root.display().to_string(),
+        }
+    }
+
+    /// Directory of a table of a local warehouse.
     pub fn table_dir(&self, table: &str) -> PathBuf {
         self.root.join(table)
     }
 
-    /// Directory of a saved model.
+    /// Directory of a saved model of a local warehouse.
     pub fn model_dir(&self, name: &str) -> PathBuf {
         self.root.join("models").join(name)
     }
 
     /// Whether a committed table exists.
-    pub fn has_table(&self, table: &str) -> bool {
-        self.table_dir(table).join(delta::LOG_DIR).is_dir()
+    pub async fn has_table(&self, table: &str) -> Result<bool> {
+        Ok(match &self.remote {
+            Some(r) => !r
+                .files(&format!("{table}/{}", delta::LOG_DIR))
+                .await?
+                .is_empty(),
+            None => self.table_dir(table).join(delta::LOG_DIR).is_dir(),
+        })
     }
 
     /// Names of all committed tables, sorted.
-    pub fn tables(&self) -> Result<Vec<String>> {
+    pub async fn tables(&self) -> Result<Vec<String>> {
+        let dirs = match &self.remote {
+            Some(r) => r.dirs().await?,
+            None => {
+                let mut dirs = Vec::new();
+                for entry in std::fs::read_dir(&self.root).map_err(io(&self.root))? {
+                    let entry = entry.map_err(io(&self.root))?;
+                    dirs.push(entry.file_name().to_string_lossy().to_string());
+                }
+                dirs
+            }
+        };
         let mut names = Vec::new();
-        for entry in std::fs::read_dir(&self.root).map_err(io(&self.root))? {
-            let entry = entry.map_err(io(&self.root))?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if valid_table_name(&name) && self.has_table(&name) {
+        for name in dirs {
+            if valid_table_name(&name) && self.has_table(&name).await? {
                 names.push(name);
             }
         }
@@ -126,11 +182,50 @@ impl Warehouse {
     }
 
     fn table_url(&self, table: &str) -> Result<Url> {
+        if let Some(r) = &self.remote {
+            return r.url.join(&format!("{table}/")).map_err(|e| Error::Remote {
+                location: format!("{}{table}", r.url),
+                message: e.to_string(),
+            });
+        }
         let dir = self.table_dir(table);
         Url::from_directory_path(&dir).map_err(|()| Error::Io {
             path: dir,
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an absolute path"),
         })
+    }
+
+    /// Puts a complete local file at `relative` under table `table`: a
+    /// rename on a local warehouse, an upload to object storage.
+    async fn place(&self, from: &Path, table: &str, relative: &str) -> Result<()> {
+        match &self.remote {
+            Some(r) => {
+                r.upload(from, &format!("{table}/{relative}")).await?;
+                let _ = std::fs::remove_file(from);
+                Ok(())
+            }
+            None => {
+                let to = self.table_dir(table).join(relative);
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent).map_err(io(parent))?;
+                }
+                std::fs::rename(from, &to).map_err(io(&to))
+            }
+        }
+    }
+
+    /// Removes a file of a table that no version lists.
+    async fn unplace(&self, table: &str, relative: &str) {
+        let removed = match &self.remote {
+            Some(r) => r.delete(&format!("{table}/{relative}")).await,
+            None => {
+                let path = self.table_dir(table).join(relative);
+                std::fs::remove_file(&path).map_err(io(&path))
+            }
+        };
+        if let Err(e) = removed {
+            tracing::warn!(table, file = relative, error = %e, "could not remove an uncommitted file");
+        }
     }
 
     /// A fresh, empty staging directory for a table about to be written.
@@ -180,7 +275,7 @@ impl Warehouse {
         self.set_aside_pre_delta(table)?;
         let staged = staged_files(staging, &partition)?;
         let url = self.table_url(table)?;
-        let current = if self.has_table(table) {
+        let current = if self.has_table(table).await? {
             delta::load(&url, table).await?
         } else {
             None
@@ -202,30 +297,27 @@ impl Warehouse {
         // Unique names: a later write never overwrites a file an earlier
         // version still lists.
         let prefix = format!("part-{}", nonce());
-        let dir = self.table_dir(table);
         let mut files = Vec::with_capacity(staged.len());
-        let moved = (|| {
-            for (i, file) in staged.iter().enumerate() {
-                let mut relative = PathBuf::new();
-                for (c, v) in &file.partition {
-                    relative.push(format!("{c}={v}"));
-                }
-                relative.push(format!("{prefix}-{i:05}.parquet"));
-                let to = dir.join(&relative);
-                if let Some(parent) = to.parent() {
-                    std::fs::create_dir_all(parent).map_err(io(parent))?;
-                }
-                std::fs::rename(&file.path, &to).map_err(io(&to))?;
-                files.push(DataFile {
-                    path: relative.to_string_lossy().replace('\\', "/"),
-                    partition: file.partition.clone(),
-                    size: file.size,
-                    rows: file.rows,
-                    modified_ms: now_ms(),
-                });
+        let mut moved = Ok(());
+        for (i, file) in staged.iter().enumerate() {
+            let mut relative: String = file
+                .partition
+                .iter()
+                .map(|(c, v)| format!("{c}={v}/"))
+                .collect();
+            relative.push_str(&format!("{prefix}-{i:05}.parquet"));
+            if let Err(e) = self.place(&file.path, table, &relative).await {
+                moved = Err(e);
+                break;
             }
-            Ok::<_, Error>(())
-        })();
+            files.push(DataFile {
+                path: relative,
+                partition: file.partition.clone(),
+                size: file.size,
+                rows: file.rows,
+                modified_ms: now_ms(),
+            });
+        }
         let committed = match moved {
             Ok(()) => {
                 delta::commit(
@@ -244,7 +336,7 @@ impl Warehouse {
             // The files are in no version of the table: remove them now
             // rather than leave them to `zeekml vacuum`.
             for file in &files {
-                let _ = std::fs::remove_file(dir.join(&file.path));
+                self.unplace(table, &file.path).await;
             }
         }
         self.discard(staging);
@@ -255,7 +347,7 @@ impl Warehouse {
     /// zeekml wrote before its tables were Delta tables) out of the way.
     fn set_aside_pre_delta(&self, table: &str) -> Result<()> {
         let dir = self.table_dir(table);
-        if !dir.is_dir() || self.has_table(table) {
+        if self.remote.is_some() || !dir.is_dir() || dir.join(delta::LOG_DIR).is_dir() {
             return Ok(());
         }
         let aside = self
@@ -271,7 +363,10 @@ impl Warehouse {
     /// Removes a committed table: renamed into `.staging/` first, so readers
     /// see the table or nothing, and a removal cut short by a crash is
     /// finished by the next writer's start-up (which clears `.staging/`).
-    pub fn drop_table(&self, table: &str) -> Result<()> {
+    pub async fn drop_table(&self, table: &str) -> Result<()> {
+        if let Some(r) = &self.remote {
+            return r.delete_dir(table).await;
+        }
         let dir = self.table_dir(table);
         if !dir.is_dir() {
             return Ok(());
@@ -301,7 +396,7 @@ impl Warehouse {
 
     /// The latest version of a committed table.
     pub async fn version(&self, table: &str) -> Result<Option<u64>> {
-        if !self.has_table(table) {
+        if !self.has_table(table).await? {
             return Ok(None);
         }
         Ok(delta::load(&self.table_url(table)?, table)
@@ -317,18 +412,74 @@ impl Warehouse {
         table: &str,
     ) -> Result<Option<(u64, Vec<PathBuf>)>> {
         let t = self.load(table).await?;
-        let dir = self.table_dir(table);
-        Ok(delta::unpartitioned_files(&t, table)?.map(|files| {
-            (
-                delta::version(&t).unwrap_or_default(),
-                files.iter().map(|f| dir.join(f)).collect(),
-            )
-        }))
+        let Some(files) = delta::unpartitioned_files(&t, table)? else {
+            return Ok(None);
+        };
+        let version = delta::version(&t).unwrap_or_default();
+        let Some(r) = &self.remote else {
+            let dir = self.table_dir(table);
+            return Ok(Some((version, files.iter().map(|f| dir.join(f)).collect())));
+        };
+        // Read from local copies, cleared with the staging directories.
+        let dir = self.staging(&format!("{table}-read"))?;
+        let mut local = Vec::with_capacity(files.len());
+        for (i, f) in files.iter().enumerate() {
+            let to = dir.join(format!("{i:05}.parquet"));
+            r.download(&format!("{table}/{f}"), &to).await?;
+            local.push(to);
+        }
+        Ok(Some((version, local)))
+    }
+
+    /// Saves a model as `models/<name>`; returns where it is.
+    pub(crate) async fn save_model(&self, name: &str, model: SavedModel) -> Result<String> {
+        let dir = match &self.remote {
+            Some(_) => self.staging(&format!("model-{name}"))?,
+            None => self.model_dir(name),
+        };
+        let to = dir.clone();
+        tokio::task::spawn_blocking(move || model.save(&to)).await??;
+        let Some(r) = &self.remote else {
+            return Ok(dir.display().to_string());
+        };
+        for file in [zeekml_model::MODEL_FILE, zeekml_model::CARD_FILE] {
+            r.upload(&dir.join(file), &format!("models/{name}/{file}"))
+                .await?;
+        }
+        self.discard(&dir);
+        Ok(format!("{}models/{name}", r.url))
+    }
+
+    /// The model saved at `relative` (`models/<name>`) under the
+    /// warehouse, or `None` when there is none.
+    pub async fn load_model(&self, relative: &str) -> Result<Option<SavedModel>> {
+        let Some(r) = &self.remote else {
+            let dir = self.root.join(relative);
+            if !dir.join(zeekml_model::MODEL_FILE).is_file() {
+                return Ok(None);
+            }
+            return Ok(Some(
+                tokio::task::spawn_blocking(move || SavedModel::load(&dir)).await??,
+            ));
+        };
+        let files = r.files(relative).await?;
+        if !files.iter().any(|f| f == zeekml_model::MODEL_FILE) {
+            return Ok(None);
+        }
+        let dir = self.root.join(".cache").join(nonce());
+        for file in [zeekml_model::MODEL_FILE, zeekml_model::CARD_FILE] {
+            r.download(&format!("{relative}/{file}"), &dir.join(file))
+                .await?;
+        }
+        let from = dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || SavedModel::load(&from)).await?;
+        self.discard(&dir);
+        Ok(Some(loaded?))
     }
 
     async fn load(&self, table: &str) -> Result<deltalake::DeltaTable> {
         let missing = || {
-            if self.table_dir(table).is_dir() {
+            if self.remote.is_none() && self.table_dir(table).is_dir() {
                 Error::Delta {
                     table: table.to_string(),
                     message: format!(
@@ -344,7 +495,7 @@ impl Warehouse {
                 }
             }
         };
-        if !self.has_table(table) {
+        if !self.has_table(table).await? {
             return Err(missing());
         }
         delta::load(&self.table_url(table)?, table)
@@ -369,7 +520,13 @@ impl Warehouse {
         table: &str,
         version: u64,
     ) -> Result<()> {
-        self.load(table).await?;
+        let latest = delta::version(&self.load(table).await?).unwrap_or_default();
+        if version > latest {
+            return Err(Error::Delta {
+                table: table.to_string(),
+                message: format!("there is no version {version}: the latest is {latest}"),
+            });
+        }
         let t = delta::load_version(&self.table_url(table)?, table, version).await?;
         let provider = delta::provider(ctx, &t, table).await?;
         ctx.deregister_table(table)?;
@@ -379,7 +536,7 @@ impl Warehouse {
 
     /// Registers every committed table.
     pub async fn register_all(&self, ctx: &SessionContext) -> Result<Vec<String>> {
-        let tables = self.tables()?;
+        let tables = self.tables().await?;
         for table in &tables {
             self.register(ctx, table).await?;
         }
@@ -505,12 +662,21 @@ pub async fn vacuum(
     Warehouse::open(root)?;
     let (wh, _lock) = Warehouse::create_locked(root, "vacuum", std::time::Duration::ZERO)?;
     let mut out = Vec::new();
-    for table in wh.tables()? {
+    for table in wh.tables().await? {
         let t = wh.load(&table).await?;
         let files = delta::vacuum(t, &table, retain, dry_run).await?;
         out.push((table, files));
     }
     Ok(out)
+}
+
+/// The model saved under the URL `url` (`s3://bucket/warehouse/models/x`).
+pub(crate) async fn load_model_at(url: &str) -> Result<SavedModel> {
+    let wh = Warehouse::at(PathBuf::from(url), false)?;
+    wh.load_model("").await?.ok_or_else(|| Error::Remote {
+        location: url.to_string(),
+        message: format!("no {} there", zeekml_model::MODEL_FILE),
+    })
 }
 
 /// `batches` as contiguous runs, one partition per core of `ctx`: work on
@@ -681,24 +847,24 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-/// The warehouse root as an absolute local path. An object store URL is
-/// refused rather than taken as a relative directory named `s3:`.
-fn local_root(path: PathBuf) -> Result<PathBuf> {
-    let text = path.to_string_lossy();
-    if let Some((scheme, _)) = text.split_once("://") {
-        return Err(Error::RemoteWarehouse {
-            url: text.to_string(),
-            scheme: scheme.to_string(),
-        });
-    }
-    Ok(absolute(path))
-}
-
-/// [`local_root`], created if missing.
-fn created_root(path: PathBuf) -> Result<PathBuf> {
-    let root = local_root(path)?;
-    std::fs::create_dir_all(&root).map_err(io(&root))?;
-    Ok(root)
+/// The local directory a warehouse in object storage stages its writes in
+/// and holds its lock on: one per URL, so that runs on this machine exclude
+/// each other.
+fn spool_dir(url: &Url) -> PathBuf {
+    let name: String = url
+        .as_str()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    std::env::temp_dir()
+        .join("zeekml")
+        .join(name.trim_matches('_'))
 }
 
 fn absolute(path: PathBuf) -> PathBuf {
@@ -718,15 +884,40 @@ fn nonce() -> String {
 mod tests {
     use super::*;
 
-    fn parquet_files(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .expect("read_dir")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".parquet"))
-            .collect();
-        names.sort();
-        names
+    /// The warehouses every test body runs on: a local directory and a
+    /// prefix of a bucket on the S3-protocol test server.
+    fn warehouses(tmp: &Path, name: &str) -> Vec<Warehouse> {
+        vec![
+            Warehouse::create(tmp.join(name)).expect("local warehouse"),
+            Warehouse::create(zeekml_testkit::s3().warehouse(name)).expect("s3 warehouse"),
+        ]
+    }
+
+    /// The Parquet files under a table's directory, committed or not.
+    async fn data_files(wh: &Warehouse, table: &str) -> Vec<String> {
+        let mut files: Vec<String> = match &wh.remote {
+            Some(r) => r.files(table).await.expect("list"),
+            None => {
+                let mut found = Vec::new();
+                let mut todo = vec![wh.table_dir(table)];
+                while let Some(dir) = todo.pop() {
+                    let Ok(entries) = std::fs::read_dir(&dir) else {
+                        continue;
+                    };
+                    for entry in entries.flatten() {
+                        if entry.path().is_dir() {
+                            todo.push(entry.path());
+                        } else {
+                            found.push(entry.path().display().to_string());
+                        }
+                    }
+                }
+                found
+            }
+        };
+        files.retain(|f| f.ends_with(".parquet"));
+        files.sort();
+        files
     }
 
     async fn query(ctx: &SessionContext, sql: &str) -> String {
@@ -756,148 +947,151 @@ mod tests {
     #[tokio::test]
     async fn a_table_has_one_file_per_partition_and_keeps_every_row() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let wh = Warehouse::create(tmp.path()).expect("create");
-        let ctx = crate::session::context_with_partitions(3);
-        let df = ctx
-            .sql("SELECT value AS n, CAST(value % 7 AS VARCHAR) AS k FROM generate_series(1, 300000)")
-            .await
-            .expect("sql")
-            .repartition(datafusion::logical_expr::Partitioning::RoundRobinBatch(3))
-            .expect("repartition");
-        let written = wh.write_df(df, Path::new("t")).await.expect("write");
-        assert_eq!(
-            written,
-            Written {
-                rows: 300_000,
-                version: Some(0)
-            }
-        );
-        assert_eq!(parquet_files(&wh.table_dir("t")).len(), 3);
-        assert!(wh
-            .table_dir("t")
-            .join("_delta_log/00000000000000000000.json")
-            .is_file());
-        assert_eq!(wh.tables().expect("tables"), ["t"]);
-        assert_eq!(wh.register(&ctx, "t").await.expect("register"), Some(0));
-        let sums = query(
-            &ctx,
-            "SELECT count(*) AS c, sum(n) AS s, count(DISTINCT k) AS k FROM t",
-        )
-        .await;
-        assert!(sums.contains("| 300000 | 45000150000 | 7 |"), "{sums}");
+        for wh in warehouses(tmp.path(), "rows") {
+            let ctx = crate::session::context_with_partitions(3);
+            let df = ctx
+                .sql("SELECT value AS n, CAST(value % 7 AS VARCHAR) AS k FROM generate_series(1, 300000)")
+                .await
+                .expect("sql")
+                .repartition(datafusion::logical_expr::Partitioning::RoundRobinBatch(3))
+                .expect("repartition");
+            let written = wh.write_df(df, Path::new("t")).await.expect("write");
+            assert_eq!(
+                written,
+                Written {
+                    rows: 300_000,
+                    version: Some(0)
+                }
+            );
+            assert_eq!(data_files(&wh, "t").await.len(), 3, "{}", wh.location());
+            assert_eq!(wh.tables().await.expect("tables"), ["t"]);
+            assert_eq!(wh.register(&ctx, "t").await.expect("register"), Some(0));
+            let sums = query(
+                &ctx,
+                "SELECT count(*) AS c, sum(n) AS s, count(DISTINCT k) AS k FROM t",
+            )
+            .await;
+            assert!(sums.contains("| 300000 | 45000150000 | 7 |"), "{sums}");
+        }
     }
 
     #[tokio::test]
     async fn an_empty_result_is_one_file_with_the_schema() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let wh = Warehouse::create(tmp.path()).expect("create");
-        let ctx = crate::session::context_with_partitions(2);
-        let df = ctx
-            .sql("SELECT value AS n, 'x' AS k FROM generate_series(1, 1000) WHERE value > 5000")
-            .await
-            .expect("sql");
-        let written = wh.write_df(df, Path::new("t")).await.expect("write");
-        assert_eq!(written.rows, 0);
-        assert_eq!(parquet_files(&wh.table_dir("t")).len(), 1);
-        wh.register(&ctx, "t").await.expect("register");
-        let schema = ctx.table("t").await.expect("table").schema().clone();
-        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        assert_eq!(names, ["n", "k"]);
+        for wh in warehouses(tmp.path(), "empty") {
+            let ctx = crate::session::context_with_partitions(2);
+            let df = ctx
+                .sql("SELECT value AS n, 'x' AS k FROM generate_series(1, 1000) WHERE value > 5000")
+                .await
+                .expect("sql");
+            let written = wh.write_df(df, Path::new("t")).await.expect("write");
+            assert_eq!(written.rows, 0);
+            assert_eq!(data_files(&wh, "t").await.len(), 1);
+            wh.register(&ctx, "t").await.expect("register");
+            let schema = ctx.table("t").await.expect("table").schema().clone();
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            assert_eq!(names, ["n", "k"]);
+        }
     }
 
     #[tokio::test]
     async fn an_overwrite_is_a_new_version_and_the_old_one_stays_readable() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let wh = Warehouse::create(tmp.path()).expect("create");
-        write_numbers(&wh, "t", 1, 10).await.expect("first");
-        let second = write_numbers(&wh, "t", 1, 3).await.expect("second");
-        assert_eq!(second.version, Some(1));
-        let ctx = crate::session::new_context();
-        wh.register(&ctx, "t").await.expect("register");
-        assert!(query(&ctx, "SELECT sum(n) AS s FROM t")
-            .await
-            .contains("| 6 |"));
-        wh.register_version(&ctx, "t", 0).await.expect("version 0");
-        assert!(query(&ctx, "SELECT sum(n) AS s FROM t")
-            .await
-            .contains("| 55 |"));
-        let err = wh
-            .register_version(&ctx, "t", 7)
-            .await
-            .expect_err("no version 7");
-        assert!(err.to_string().contains("table 't'"), "{err}");
+        for wh in warehouses(tmp.path(), "versions") {
+            write_numbers(&wh, "t", 1, 10).await.expect("first");
+            let second = write_numbers(&wh, "t", 1, 3).await.expect("second");
+            assert_eq!(second.version, Some(1));
+            let ctx = crate::session::new_context();
+            wh.register(&ctx, "t").await.expect("register");
+            assert!(query(&ctx, "SELECT sum(n) AS s FROM t")
+                .await
+                .contains("| 6 |"));
+            wh.register_version(&ctx, "t", 0).await.expect("version 0");
+            assert!(query(&ctx, "SELECT sum(n) AS s FROM t")
+                .await
+                .contains("| 55 |"));
+            let err = wh
+                .register_version(&ctx, "t", 7)
+                .await
+                .expect_err("no version 7");
+            assert!(
+                err.to_string()
+                    .contains("table 't': there is no version 7: the latest is 1"),
+                "{err}"
+            );
+        }
     }
 
     #[tokio::test]
     async fn replacing_a_partition_keeps_the_others() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let wh = Warehouse::create(tmp.path()).expect("create");
-        write_numbers(&wh, "t/date=2026-11-29", 1, 10)
-            .await
-            .expect("29th");
-        write_numbers(&wh, "t/date=2026-11-30", 1, 100)
-            .await
-            .expect("30th");
-        let again = write_numbers(&wh, "t/date=2026-11-29", 1, 2)
-            .await
-            .expect("29th again");
-        assert_eq!(again.version, Some(2));
-        let ctx = crate::session::new_context();
-        wh.register(&ctx, "t").await.expect("register");
-        let by_day = query(
-            &ctx,
-            "SELECT date, count(*) AS c FROM t GROUP BY date ORDER BY date",
-        )
-        .await;
-        assert!(by_day.contains("| 2026-11-29 | 2   |"), "{by_day}");
-        assert!(by_day.contains("| 2026-11-30 | 100 |"), "{by_day}");
-        let err = write_numbers(&wh, "t", 1, 2)
-            .await
-            .expect_err("whole over partitions");
-        assert!(err.to_string().contains("it holds partitions"), "{err}");
-        write_numbers(&wh, "whole", 1, 2).await.expect("whole");
-        let err = write_numbers(&wh, "whole/date=2026-11-30", 1, 2)
-            .await
-            .expect_err("partition into a whole table");
-        assert!(err.to_string().contains("it was written whole"), "{err}");
+        for wh in warehouses(tmp.path(), "partitions") {
+            write_numbers(&wh, "t/date=2026-11-29", 1, 10)
+                .await
+                .expect("29th");
+            write_numbers(&wh, "t/date=2026-11-30", 1, 100)
+                .await
+                .expect("30th");
+            let again = write_numbers(&wh, "t/date=2026-11-29", 1, 2)
+                .await
+                .expect("29th again");
+            assert_eq!(again.version, Some(2));
+            let ctx = crate::session::new_context();
+            wh.register(&ctx, "t").await.expect("register");
+            let by_day = query(
+                &ctx,
+                "SELECT date, count(*) AS c FROM t GROUP BY date ORDER BY date",
+            )
+            .await;
+            assert!(by_day.contains("| 2026-11-29 | 2   |"), "{by_day}");
+            assert!(by_day.contains("| 2026-11-30 | 100 |"), "{by_day}");
+            let err = write_numbers(&wh, "t", 1, 2)
+                .await
+                .expect_err("whole over partitions");
+            assert!(err.to_string().contains("it holds partitions"), "{err}");
+            write_numbers(&wh, "whole", 1, 2).await.expect("whole");
+            let err = write_numbers(&wh, "whole/date=2026-11-30", 1, 2)
+                .await
+                .expect_err("partition into a whole table");
+            assert!(err.to_string().contains("it was written whole"), "{err}");
+        }
     }
 
-    /// A writer killed after moving its files into the table and before its
+    /// A writer killed after placing its files in the table and before its
     /// commit leaves files that no version lists: readers see the previous
     /// version, and the next write commits over it.
     #[tokio::test]
     async fn files_without_a_commit_are_not_read() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let wh = Warehouse::create(tmp.path()).expect("create");
-        write_numbers(&wh, "t", 1, 10).await.expect("first");
-        let ctx = crate::session::context_with_partitions(1);
-        let staging = wh.staging("t").expect("staging");
-        let df = ctx
-            .sql("SELECT value AS n FROM generate_series(1, 1000)")
-            .await
-            .expect("sql");
-        write_parquet_dir(df, &staging).await.expect("staged");
-        let before = parquet_files(&wh.table_dir("t")).len();
-        for file in staged_files(&staging, &[]).expect("files") {
-            let to = wh
-                .table_dir("t")
-                .join(format!("part-killed-{}.parquet", nonce()));
-            std::fs::rename(&file.path, to).expect("move");
-        }
-        assert_eq!(parquet_files(&wh.table_dir("t")).len(), before + 1);
-        let ctx = crate::session::new_context();
-        assert_eq!(wh.register(&ctx, "t").await.expect("register"), Some(0));
-        assert!(query(&ctx, "SELECT count(*) AS c FROM t")
-            .await
-            .contains("| 10 |"));
-        let next = write_numbers(&wh, "t", 1, 5).await.expect("next write");
-        assert_eq!(
-            next,
-            Written {
-                rows: 5,
-                version: Some(1)
+        for wh in warehouses(tmp.path(), "killed") {
+            write_numbers(&wh, "t", 1, 10).await.expect("first");
+            let ctx = crate::session::context_with_partitions(1);
+            let staging = wh.staging("t").expect("staging");
+            let df = ctx
+                .sql("SELECT value AS n FROM generate_series(1, 1000)")
+                .await
+                .expect("sql");
+            write_parquet_dir(df, &staging).await.expect("staged");
+            let before = data_files(&wh, "t").await.len();
+            for file in staged_files(&staging, &[]).expect("files") {
+                let name = format!("part-killed-{}.parquet", nonce());
+                wh.place(&file.path, "t", &name).await.expect("place");
             }
-        );
+            assert_eq!(data_files(&wh, "t").await.len(), before + 1);
+            let ctx = crate::session::new_context();
+            assert_eq!(wh.register(&ctx, "t").await.expect("register"), Some(0));
+            assert!(query(&ctx, "SELECT count(*) AS c FROM t")
+                .await
+                .contains("| 10 |"));
+            let next = write_numbers(&wh, "t", 1, 5).await.expect("next write");
+            assert_eq!(
+                next,
+                Written {
+                    rows: 5,
+                    version: Some(1)
+                }
+            );
+        }
     }
 
     /// Two writers of one table at once: each commit is whole, and the
@@ -905,45 +1099,62 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_never_mix_their_files() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let wh = Warehouse::create(tmp.path()).expect("create");
-        write_numbers(&wh, "t", 1, 1)
-            .await
-            .expect("create the table");
-        for _ in 0..5 {
-            let (a, b) = tokio::join!(
-                write_numbers(&wh, "t", 1, 100),
-                write_numbers(&wh, "t", 1, 1000)
-            );
-            let ok = [&a, &b].iter().filter(|r| r.is_ok()).count();
-            assert!(ok >= 1, "{a:?} {b:?}");
-            for r in [&a, &b] {
-                if let Err(e) = r {
-                    assert!(e.to_string().contains("table 't'"), "{e}");
+        for wh in warehouses(tmp.path(), "concurrent") {
+            write_numbers(&wh, "t", 1, 1)
+                .await
+                .expect("create the table");
+            for _ in 0..5 {
+                let (a, b) = tokio::join!(
+                    write_numbers(&wh, "t", 1, 100),
+                    write_numbers(&wh, "t", 1, 1000)
+                );
+                let ok = [&a, &b].iter().filter(|r| r.is_ok()).count();
+                assert!(ok >= 1, "{a:?} {b:?}");
+                for r in [&a, &b] {
+                    if let Err(e) = r {
+                        assert!(e.to_string().contains("table 't'"), "{e}");
+                    }
                 }
+                let ctx = crate::session::new_context();
+                wh.register(&ctx, "t").await.expect("register");
+                let counts =
+                    query(&ctx, "SELECT count(*) AS c, count(DISTINCT n) AS d FROM t").await;
+                assert!(
+                    counts.contains("| 100 | 100 |") || counts.contains("| 1000 | 1000 |"),
+                    "{counts}"
+                );
             }
-            let ctx = crate::session::new_context();
-            wh.register(&ctx, "t").await.expect("register");
-            let counts = query(&ctx, "SELECT count(*) AS c, count(DISTINCT n) AS d FROM t").await;
-            assert!(
-                counts.contains("| 100 | 100 |") || counts.contains("| 1000 | 1000 |"),
-                "{counts}"
+            // Writers of different partitions of a table both commit.
+            write_numbers(&wh, "p/date=2026-11-28", 1, 5)
+                .await
+                .expect("28th");
+            let (a, b) = tokio::join!(
+                write_numbers(&wh, "p/date=2026-11-29", 1, 10),
+                write_numbers(&wh, "p/date=2026-11-30", 1, 20)
             );
+            a.expect("29th");
+            b.expect("30th");
+            let ctx = crate::session::new_context();
+            wh.register(&ctx, "p").await.expect("register");
+            assert!(query(&ctx, "SELECT count(*) AS c FROM p")
+                .await
+                .contains("| 35 |"));
         }
-        // Writers of different partitions of a table both commit.
-        write_numbers(&wh, "p/date=2026-11-28", 1, 5)
-            .await
-            .expect("28th");
-        let (a, b) = tokio::join!(
-            write_numbers(&wh, "p/date=2026-11-29", 1, 10),
-            write_numbers(&wh, "p/date=2026-11-30", 1, 20)
-        );
-        a.expect("29th");
-        b.expect("30th");
-        let ctx = crate::session::new_context();
-        wh.register(&ctx, "p").await.expect("register");
-        assert!(query(&ctx, "SELECT count(*) AS c FROM p")
-            .await
-            .contains("| 35 |"));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_table_is_gone() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for wh in warehouses(tmp.path(), "dropped") {
+            write_numbers(&wh, "evaluated", 1, 3).await.expect("write");
+            assert!(wh.has_table("evaluated").await.expect("has"));
+            wh.drop_table("evaluated").await.expect("drop");
+            assert!(!wh.has_table("evaluated").await.expect("has"));
+            assert!(data_files(&wh, "evaluated").await.is_empty());
+            wh.drop_table("evaluated")
+                .await
+                .expect("dropping nothing is fine");
+        }
     }
 
     #[tokio::test]
@@ -956,7 +1167,7 @@ mod tests {
         let ctx = crate::session::new_context();
         let err = wh.register(&ctx, "t").await.expect_err("not a Delta table");
         assert!(err.to_string().contains("is not a Delta table"), "{err}");
-        assert!(wh.tables().expect("tables").is_empty());
+        assert!(wh.tables().await.expect("tables").is_empty());
         write_numbers(&wh, "t", 1, 3).await.expect("write");
         wh.register(&ctx, "t").await.expect("register");
         assert!(query(&ctx, "SELECT sum(n) AS s FROM t")
@@ -968,23 +1179,27 @@ mod tests {
         assert_eq!(aside.len(), 1);
     }
 
+    /// A drop cut short between its rename and its removal is finished,
+    /// not undone, by the next start-up.
     #[test]
-    fn a_dropped_table_stays_dropped() {
+    fn a_drop_cut_short_is_finished_on_start_up() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let wh = Warehouse::create(tmp.path()).expect("create");
-        std::fs::create_dir_all(wh.table_dir("evaluated").join("_delta_log")).expect("mkdir");
-        assert!(wh.has_table("evaluated"));
-        wh.drop_table("evaluated").expect("drop");
-        assert!(!wh.has_table("evaluated"));
-        wh.drop_table("evaluated")
-            .expect("dropping nothing is fine");
-        // A drop cut short between its rename and its removal is finished,
-        // not undone, by the next start-up.
         let cut = tmp.path().join(".staging").join("evaluated-dropped-abc");
         std::fs::create_dir_all(&cut).expect("mkdir");
         std::fs::write(cut.join("a.parquet"), b"x").expect("write");
-        let wh = Warehouse::create(tmp.path()).expect("reopen");
-        assert!(!wh.has_table("evaluated"));
+        Warehouse::create(tmp.path()).expect("reopen");
         assert!(!tmp.path().join(".staging").exists());
+        assert!(!tmp.path().join("evaluated").exists());
+    }
+
+    #[test]
+    fn other_object_stores_are_refused_by_name() {
+        let err = Warehouse::create("gs://bucket/wh").expect_err("gs");
+        assert!(
+            err.to_string().contains(
+                "gs:// warehouses are not supported; give a local directory or an s3:// URL"
+            ),
+            "{err}"
+        );
     }
 }

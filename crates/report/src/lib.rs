@@ -90,7 +90,7 @@ pub async fn render(warehouse: &Path) -> Result<Report> {
     source.card = sections::model::deployed_card(&source, &wh).await?;
     let (blocks, sections) = sections::render_all(&source).await;
     let names: Vec<String> = source.tables.iter().cloned().collect();
-    let html = html::page(&wh.root().display().to_string(), &names, &blocks);
+    let html = html::page(&wh.location(), &names, &blocks);
     Ok(Report { html, sections })
 }
 

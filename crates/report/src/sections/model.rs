@@ -11,7 +11,7 @@ use zeekml_model::ModelCard;
 use zeekml_pipeline::Warehouse;
 
 use super::{missing, Body, Outcome};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::html::{self, float, thousands};
 use crate::plot::{self, Series};
 use crate::query;
@@ -43,16 +43,7 @@ pub(crate) async fn deployed_card(
         None => newest_card(&wh.root().join("models")),
     };
     let Some(dir) = dir else { return Ok(None) };
-    let path = wh.root().join(&dir).join(zeekml_model::CARD_FILE);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let card = serde_json::from_str(&text).map_err(|source| Error::Card { path, source })?;
-    Ok(Some((dir, card)))
+    Ok(wh.load_model(&dir).await?.map(|model| (dir, model.card)))
 }
 
 /// `models/<name>` of the most recently modified card under `models`.
