@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs on a fresh Debian machine:
 # LightGBM (built from source by lightgbm3) wants cmake >= 3.28 and libclang
-# for bindgen. Safe to run again; it installs only what is missing.
+# for bindgen; the object-storage tests want the s3s-fs server. Safe to run
+# again; it installs only what is missing.
 set -euo pipefail
 
 need_apt=()
@@ -26,3 +27,10 @@ if ! cmake_ok; then
 fi
 cmake_ok || { echo "cmake >= 3.28 not found on PATH after install" >&2; exit 1; }
 echo "system packages ready: $(cmake --version | head -n1), libclang 14"
+
+# The S3-protocol server the object-storage tests start (zeekml-testkit):
+# s3s-fs 0.14.1, the last release this toolchain builds (about 2 minutes).
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
+    cargo install s3s-fs --version 0.14.1 --features binary --locked
+fi
+echo "S3 test server ready: $(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")"
