@@ -162,13 +162,13 @@ columns = { label_text = "mitre_attack_tactics" }
 /// An object store URL as the warehouse is refused, naming it, instead of
 /// being taken as a local directory called `s3:`.
 #[test]
-fn an_object_store_warehouse_is_refused_not_made_a_local_directory() {
+fn an_unsupported_object_store_warehouse_is_refused_not_made_a_local_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let pipeline = crate::repo().join("pipelines/beacon.toml");
     let pipeline = pipeline.to_str().unwrap();
     for args in [
-        vec!["run", pipeline, "--warehouse", "s3://zeekml/wh"],
-        vec!["sql", "SELECT 1", "--warehouse", "s3://zeekml/wh"],
+        vec!["run", pipeline, "--warehouse", "gs://zeekml/wh"],
+        vec!["sql", "SELECT 1", "--warehouse", "gs://zeekml/wh"],
     ] {
         let out = crate::zeekml()
             .current_dir(tmp.path())
@@ -178,9 +178,11 @@ fn an_object_store_warehouse_is_refused_not_made_a_local_directory() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{stderr}");
         assert!(
-            stderr.contains("warehouse s3://zeekml/wh: s3:// warehouses are not supported yet"),
+            stderr.contains(
+                "warehouse gs://zeekml/wh: gs:// warehouses are not supported; give a local directory or an s3:// URL"
+            ),
             "{stderr}"
         );
-        assert!(!tmp.path().join("s3:").exists());
+        assert!(!tmp.path().join("gs:").exists());
     }
 }
