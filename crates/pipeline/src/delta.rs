@@ -113,7 +113,7 @@ pub(crate) async fn vacuum(
 
 /// The version a loaded table is at.
 pub(crate) fn version(table: &DeltaTable) -> Option<u64> {
-    table.version().and_then(|v| u64::try_from(v).ok())
+    table.version()
 }
 
 /// The paths, under the table root, of the files of `table`'s loaded
@@ -163,7 +163,7 @@ pub(crate) async fn commit(
         }
         Some(state) => {
             let existing = state.metadata().partition_columns();
-            if !matches!(replace, Replace::Nothing) && existing != &partition_columns {
+            if !matches!(replace, Replace::Nothing) && *existing != partition_columns {
                 return Err(mixed_layout(name, existing, replace));
             }
             if state.schema().as_ref() != &schema {

@@ -5,7 +5,7 @@
 //! exits: a run killed with `kill -9` leaves no lock behind, only its
 //! description in the file, which the next holder reports and replaces.
 //! Readers (`zeekml sql`, `zeekml report`) never take it: committed tables
-//! are swapped in whole.
+//! are committed whole, as Delta versions.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};

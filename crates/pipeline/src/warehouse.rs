@@ -280,10 +280,7 @@ impl Warehouse {
         } else {
             None
         };
-        let schema = match staged.first() {
-            Some(file) => Some(file.schema.clone()),
-            None => None,
-        };
+        let schema = staged.first().map(|file| file.schema.clone());
         let Some(schema) = schema else {
             self.discard(staging);
             if current.is_none() {

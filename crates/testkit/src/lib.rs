@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -26,6 +26,8 @@ pub struct S3Server {
     pub endpoint: String,
     /// The directory it serves (`<root>/<bucket>/<key>`).
     pub root: PathBuf,
+    /// The shell that runs the server and stops it with the test process.
+    _watcher: Child,
 }
 
 impl S3Server {
@@ -101,15 +103,17 @@ fn start() -> S3Server {
             }
             panic!("s3s-fs exited ({status}): {err}");
         }
-        assert!(
-            Instant::now() < deadline,
-            "s3s-fs did not listen on port {port} within 20 s"
-        );
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("s3s-fs did not listen on port {port} within 20 s");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     S3Server {
         endpoint: format!("http://127.0.0.1:{port}"),
         root,
+        _watcher: child,
     }
 }
 
