@@ -1,7 +1,8 @@
 //! Two runs on one warehouse: the second stops at once naming the first,
-//! or waits for it; a killed run's lock does not outlive it.
+//! or waits for it; a killed run's lock does not outlive it. Each test runs
+//! on a local warehouse and on an `s3://` one.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,10 +37,28 @@ fn spawn_run(pipeline: &Path, data: &Path, wh: &Path) -> Child {
         .expect("spawn zeekml run")
 }
 
+/// A local warehouse under `dir` and one on the S3 test server.
+fn warehouses(dir: &Path) -> Vec<PathBuf> {
+    vec![
+        dir.join("wh"),
+        PathBuf::from(zeekml_testkit::s3().warehouse("locked")),
+    ]
+}
+
+/// The directory holding a warehouse's lock: the warehouse itself, or for
+/// one in object storage its local staging directory. Taken before any run
+/// starts (opening a local warehouse for writing clears its staging).
+fn lock_dir(wh: &Path) -> PathBuf {
+    zeekml_pipeline::Warehouse::create(wh)
+        .expect("warehouse")
+        .root()
+        .to_path_buf()
+}
+
 /// Waits until a run has written its description into the warehouse lock.
-fn wait_for_holder(wh: &Path) {
+fn wait_for_holder(lock_dir: &Path) {
     let started = Instant::now();
-    let lock = wh.join(".lock");
+    let lock = lock_dir.join(".lock");
     while std::fs::read_to_string(&lock).map_or(true, |t| t.is_empty()) {
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -53,12 +72,18 @@ fn wait_for_holder(wh: &Path) {
 fn a_second_run_stops_naming_the_first_or_waits_for_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("uwf");
-    let wh = tmp.path().join("wh");
     generate(&data, 30_000, 3);
     let pipeline = uwf_pipeline(tmp.path(), Some("{ rule = \"best_f1\" }"), "");
+    for wh in warehouses(tmp.path()) {
+        second_run_stops_or_waits(&pipeline, &data, &wh);
+    }
+}
 
+fn second_run_stops_or_waits(pipeline: &Path, data: &Path, wh: &Path) {
+    let (pipeline, data, locks) = (pipeline.to_path_buf(), data.to_path_buf(), lock_dir(wh));
+    let wh = wh.to_path_buf();
     let mut first = spawn_run(&pipeline, &data, &wh);
-    wait_for_holder(&wh);
+    wait_for_holder(&locks);
     let out = run_cmd(&pipeline, &data, &wh).output().expect("second run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
@@ -71,7 +96,7 @@ fn a_second_run_stops_naming_the_first_or_waits_for_it() {
 
     // Waiting instead: both runs complete, one after the other.
     let mut first = spawn_run(&pipeline, &data, &wh);
-    wait_for_holder(&wh);
+    wait_for_holder(&locks);
     run_cmd(&pipeline, &data, &wh)
         .args(["--wait-for-lock", "300"])
         .assert()
@@ -91,13 +116,20 @@ fn a_second_run_stops_naming_the_first_or_waits_for_it() {
 fn a_killed_run_leaves_no_lock_and_its_tables_readable() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("uwf");
-    let wh = tmp.path().join("wh");
     generate(&data, 30_000, 4);
     let pipeline = uwf_pipeline(tmp.path(), Some("{ rule = \"best_f1\" }"), "");
+    for wh in warehouses(tmp.path()) {
+        killed_run_leaves_tables_readable(&pipeline, &data, &wh);
+    }
+}
+
+fn killed_run_leaves_tables_readable(pipeline: &Path, data: &Path, wh: &Path) {
+    let (pipeline, data, locks) = (pipeline.to_path_buf(), data.to_path_buf(), lock_dir(wh));
+    let wh = wh.to_path_buf();
     run_cmd(&pipeline, &data, &wh).assert().success();
 
     let mut victim = spawn_run(&pipeline, &data, &wh);
-    wait_for_holder(&wh);
+    wait_for_holder(&locks);
     victim.kill().expect("kill -9");
     victim.wait().expect("reaped");
     // The earlier run's tables are whole.
