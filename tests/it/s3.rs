@@ -37,6 +37,15 @@ fn a_pipeline_writes_an_s3_warehouse_that_sql_score_and_report_read() {
     );
     assert!(stored.join("models/uwf_recon/model_card.json").is_file());
     assert!(!crate::repo().join("s3:").exists());
+    // The copies of `features` that training read are gone.
+    let spool = zeekml_pipeline::Warehouse::open(wh)
+        .expect("open")
+        .root()
+        .join(".staging");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
     assert_eq!(scalar(wh, "SELECT count(*) FROM features"), "20000");
 
     // A second run is version 1 of each table; version 0 stays readable,

@@ -84,6 +84,8 @@ pub(crate) async fn run_train(
         zeekml_model::train(&owned, source.as_ref(), &mut sink)
     });
     let (trained, written) = tokio::join!(training, wh.stage_received(Path::new(SCORED), rx));
+    // Training is done with its input (the closure that read it is gone).
+    wh.discard_fetched(&spec.input);
     let (trained, scored_dir) = match (trained?, written) {
         (Ok(trained), Ok((dir, _))) => (trained, dir),
         (Err(e), Ok((dir, _))) => {

@@ -428,6 +428,22 @@ impl Warehouse {
         Ok(Some((version, local)))
     }
 
+    /// Removes the local copies of an object-store table's files that
+    /// [`Self::unpartitioned_files`] fetched.
+    pub(crate) fn discard_fetched(&self, table: &str) {
+        if self.remote.is_none() {
+            return;
+        }
+        let prefix = format!("{table}-read-");
+        if let Ok(entries) = std::fs::read_dir(self.root.join(".staging")) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    self.discard(&entry.path());
+                }
+            }
+        }
+    }
+
     /// Saves a model as `models/<name>`; returns where it is.
     pub(crate) async fn save_model(&self, name: &str, model: SavedModel) -> Result<String> {
         let dir = match &self.remote {
