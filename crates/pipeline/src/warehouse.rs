@@ -1108,11 +1108,15 @@ mod tests {
     }
 
     /// Two writers of one table at once: each commit is whole, and the
-    /// table ends as one of the two writes, never a mix of both.
+    /// table ends as one of the two writes, never a mix of both. Commits
+    /// need the store's create-if-absent to be atomic, as local disks and
+    /// S3 make it; the s3s-fs test server's is not (both of two racing
+    /// conditional puts of a key succeeded 26 times in 40), so this runs on
+    /// the local store only.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_never_mix_their_files() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        for wh in warehouses(tmp.path(), "concurrent") {
+        for wh in warehouses(tmp.path(), "concurrent").into_iter().take(1) {
             write_numbers(&wh, "t", 1, 1)
                 .await
                 .expect("create the table");
@@ -1149,9 +1153,18 @@ mod tests {
             b.expect("30th");
             let ctx = crate::session::new_context();
             wh.register(&ctx, "p").await.expect("register");
-            assert!(query(&ctx, "SELECT count(*) AS c FROM p")
-                .await
-                .contains("| 35 |"));
+            let counts = query(
+                &ctx,
+                "SELECT date, count(*) AS c FROM p GROUP BY date ORDER BY date",
+            )
+            .await;
+            assert!(
+                counts.contains("| 2026-11-28 | 5  |")
+                    && counts.contains("| 2026-11-29 | 10 |")
+                    && counts.contains("| 2026-11-30 | 20 |"),
+                "{}: {counts}",
+                wh.location()
+            );
         }
     }
 
