@@ -14,16 +14,24 @@ fn objects(server: &zeekml_testkit::S3Server, url: &str) -> PathBuf {
     server.root.join(url.trim_start_matches("s3://"))
 }
 
+/// A new warehouse on the S3 test server, trained by `uwf_recon.toml`
+/// (best-F1 threshold) on 20,000 rows generated with `seed`; with the
+/// temporary directory and pipeline file it used, and its URL.
+fn trained_s3_warehouse(name: &str, seed: u64) -> (tempfile::TempDir, PathBuf, String) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = uwf_pipeline(tmp.path(), Some("{ rule = \"best_f1\" }"), "");
+    let url = zeekml_testkit::s3().warehouse(name);
+    let data = tmp.path().join(format!("data-{seed}"));
+    generate(&data, 20_000, seed);
+    run_with_input(&pipeline, &data, Path::new(&url));
+    (tmp, pipeline, url)
+}
+
 #[test]
 fn a_pipeline_writes_an_s3_warehouse_that_sql_score_and_report_read() {
     let server = zeekml_testkit::s3();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let pipeline = uwf_pipeline(tmp.path(), Some("{ rule = \"best_f1\" }"), "");
-    let url = server.warehouse("e2e");
+    let (tmp, pipeline, url) = trained_s3_warehouse("e2e", 3);
     let wh = Path::new(&url);
-    let first = tmp.path().join("first");
-    generate(&first, 20_000, 3);
-    run_with_input(&pipeline, &first, wh);
 
     // The tables are in the bucket as Delta tables, not in a local
     // directory named `s3:`.
@@ -123,13 +131,8 @@ fn a_pipeline_writes_an_s3_warehouse_that_sql_score_and_report_read() {
 #[test]
 fn a_day_of_real_zeek_logs_scored_into_an_s3_partition_twice_leaves_the_same_rows() {
     let server = zeekml_testkit::s3();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let pipeline = uwf_pipeline(tmp.path(), Some("{ rule = \"best_f1\" }"), "");
-    let url = server.warehouse("day");
+    let (tmp, _, url) = trained_s3_warehouse("day", 5);
     let wh = Path::new(&url);
-    let data = tmp.path().join("data");
-    generate(&data, 20_000, 5);
-    run_with_input(&pipeline, &data, wh);
 
     score_njrat_day(tmp.path(), wh);
     let count = "SELECT count(*) FROM alerts WHERE date = '2017-03-08'";

@@ -134,30 +134,47 @@ pub(crate) fn unpartitioned_files(table: &DeltaTable, name: &str) -> Result<Opti
 
 /// Commits `files` (whose own columns are `file_schema`) to the table at
 /// `url`, replacing what `replace` says, as one transaction; creates the
-/// table when `current` is `None`. Returns the new version.
+/// table when `current` is `None`. With no files (`file_schema` `None`)
+/// the table keeps its schema. Returns the new version.
 pub(crate) async fn commit(
     url: &Url,
     name: &str,
     current: Option<&DeltaTable>,
-    file_schema: &Schema,
+    file_schema: Option<&Schema>,
     files: Vec<DataFile>,
     replace: Replace<'_>,
 ) -> Result<u64> {
-    let partition_columns = partition_columns(&files, replace);
-    let schema = table_schema(file_schema, &partition_columns).map_err(|e| Error::Delta {
-        table: name.to_string(),
-        message: format!("its columns cannot be stored in a Delta table: {e}"),
-    })?;
-    let mut actions = Vec::new();
     let state = match current {
         Some(table) => Some(table.snapshot().map_err(delta_error(name))?),
         None => None,
     };
+    // Those of the files' directories; with no files, the partition's
+    // column, or the table's own.
+    let partition_columns: Vec<String> = match (files.first(), replace, state) {
+        (Some(f), _, _) => f.partition.iter().map(|(c, _)| c.clone()).collect(),
+        (None, Replace::Partition { column, .. }, _) => vec![column.to_string()],
+        (None, _, Some(state)) => state.metadata().partition_columns().to_vec(),
+        (None, _, None) => Vec::new(),
+    };
+    let schema = file_schema
+        .map(|s| table_schema(s, &partition_columns))
+        .transpose()
+        .map_err(|e| Error::Delta {
+            table: name.to_string(),
+            message: format!("its columns cannot be stored in a Delta table: {e}"),
+        })?;
+    let mut actions = Vec::new();
     match state {
         None => {
+            let Some(schema) = &schema else {
+                return Err(Error::Delta {
+                    table: name.to_string(),
+                    message: "a write of no files cannot create the table".to_string(),
+                });
+            };
             actions.push(Action::Protocol(protocol()?));
             actions.push(Action::Metadata(
-                new_metadata(&schema, &partition_columns, no_configuration())
+                new_metadata(schema, &partition_columns, no_configuration())
                     .map_err(delta_error(name))?,
             ));
         }
@@ -166,12 +183,12 @@ pub(crate) async fn commit(
             if !matches!(replace, Replace::Nothing) && *existing != partition_columns {
                 return Err(mixed_layout(name, existing, replace));
             }
-            if state.schema().as_ref() != &schema {
+            if let Some(schema) = schema.as_ref().filter(|s| state.schema().as_ref() != *s) {
                 actions.push(Action::Metadata(
                     state
                         .metadata()
                         .clone()
-                        .with_schema(&schema)
+                        .with_schema(schema)
                         .map_err(delta_error(name))?,
                 ));
             }
@@ -243,17 +260,6 @@ pub(crate) async fn commit(
         .await
         .map_err(delta_error(name))?;
     Ok(committed.version() as u64)
-}
-
-/// The partition columns of a write: those of its files' directories.
-fn partition_columns(files: &[DataFile], replace: Replace<'_>) -> Vec<String> {
-    match files.first() {
-        Some(f) => f.partition.iter().map(|(c, _)| c.clone()).collect(),
-        None => match replace {
-            Replace::Partition { column, .. } => vec![column.to_string()],
-            _ => Vec::new(),
-        },
-    }
 }
 
 /// The Delta schema of a table: the files' columns, then the partition
@@ -352,7 +358,8 @@ fn delta_error<E: std::fmt::Display>(name: &str) -> impl Fn(E) -> Error + '_ {
     }
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the epoch, as Delta's actions record times.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -449,19 +449,18 @@ pub(crate) async fn run_score_stage(
     pipeline: &Pipeline,
     spec: &ScoreSpec,
 ) -> Result<StageOutcome> {
+    // A relative path is under the warehouse; a URL or an absolute path
+    // is taken as it is.
     let model_ref = pipeline.substitute(&spec.model)?;
-    let (model, model_path) =
-        if PathBuf::from(&model_ref).is_relative() && !model_ref.contains("://") {
-            let at = format!("{}/{model_ref}", wh.location().trim_end_matches('/'));
-            (wh.load_model(&model_ref).await?, at)
-        } else {
-            let dir = PathBuf::from(&model_ref);
-            let model = match dir.is_dir() || model_ref.contains("://") {
-                true => Some(load_model(&dir).await?),
-                false => None,
-            };
-            (model, model_ref.clone())
-        };
+    let is_url = model_ref.contains("://");
+    let (model, model_path) = if !is_url && Path::new(&model_ref).is_relative() {
+        let at = format!("{}/{model_ref}", wh.location().trim_end_matches('/'));
+        (wh.load_model(&model_ref).await?, at)
+    } else if is_url || Path::new(&model_ref).is_dir() {
+        (Some(load_model(Path::new(&model_ref)).await?), model_ref)
+    } else {
+        (None, model_ref)
+    };
     let Some(model) = model else {
         return Err(pipeline.invalid(format!(
             "stage {}: model directory {model_path} does not exist (train it first)",

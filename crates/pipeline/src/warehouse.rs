@@ -275,20 +275,14 @@ impl Warehouse {
         self.set_aside_pre_delta(table)?;
         let staged = staged_files(staging, &partition)?;
         let url = self.table_url(table)?;
-        let current = if self.has_table(table).await? {
-            delta::load(&url, table).await?
-        } else {
-            None
-        };
-        let schema = staged.first().map(|file| file.schema.clone());
-        let Some(schema) = schema else {
+        let current = self.current(table).await?;
+        let Some(schema) = staged.first().map(|file| file.schema.clone()) else {
             self.discard(staging);
             if current.is_none() {
                 return Ok(None);
             }
-            let empty = Schema::empty();
             let version =
-                delta::commit(&url, table, current.as_ref(), &empty, Vec::new(), replace).await?;
+                delta::commit(&url, table, current.as_ref(), None, Vec::new(), replace).await?;
             return Ok(Some(version));
         };
         // Unique names: a later write never overwrites a file an earlier
@@ -312,7 +306,7 @@ impl Warehouse {
                 partition: file.partition.clone(),
                 size: file.size,
                 rows: file.rows,
-                modified_ms: now_ms(),
+                modified_ms: delta::now_ms(),
             });
         }
         let committed = match moved {
@@ -321,7 +315,7 @@ impl Warehouse {
                     &url,
                     table,
                     current.as_ref(),
-                    &schema,
+                    Some(&schema),
                     files.clone(),
                     replace,
                 )
@@ -391,15 +385,14 @@ impl Warehouse {
         Ok(())
     }
 
-    /// The latest version of a committed table.
-    pub async fn version(&self, table: &str) -> Result<Option<u64>> {
-        if !self.has_table(table).await? {
+    /// The latest version of a table, or `None` when it has no Delta log:
+    /// on object storage delta-rs finds that out itself; a local directory
+    /// is looked at first.
+    async fn current(&self, table: &str) -> Result<Option<deltalake::DeltaTable>> {
+        if self.remote.is_none() && !self.table_dir(table).join(delta::LOG_DIR).is_dir() {
             return Ok(None);
         }
-        Ok(delta::load(&self.table_url(table)?, table)
-            .await?
-            .as_ref()
-            .and_then(delta::version))
+        delta::load(&self.table_url(table)?, table).await
     }
 
     /// The data files of a committed table's latest version, in a stable
@@ -508,12 +501,7 @@ impl Warehouse {
                 }
             }
         };
-        if !self.has_table(table).await? {
-            return Err(missing());
-        }
-        delta::load(&self.table_url(table)?, table)
-            .await?
-            .ok_or_else(missing)
+        self.current(table).await?.ok_or_else(missing)
     }
 
     /// Registers one committed table (its latest version) in a session
@@ -853,13 +841,6 @@ fn split_target(target: &Path) -> Result<(String, Option<(String, String)>)> {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// The local directory a warehouse in object storage stages its writes in
 /// and holds its lock on: one per URL, so that runs on this machine exclude
 /// each other.
@@ -1004,6 +985,35 @@ mod tests {
             let schema = ctx.table("t").await.expect("table").schema().clone();
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             assert_eq!(names, ["n", "k"]);
+        }
+    }
+
+    /// A write that stages no file (a stage whose result had no batches)
+    /// empties the table and keeps its columns.
+    #[tokio::test]
+    async fn a_write_of_no_files_empties_the_table_and_keeps_its_schema() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for wh in warehouses(tmp.path(), "nofiles") {
+            let staging = wh.staging("t").expect("staging");
+            assert_eq!(
+                wh.commit(&staging, Path::new("t")).await.expect("nothing"),
+                None
+            );
+            assert!(!wh.has_table("t").await.expect("has"));
+            write_numbers(&wh, "t", 1, 10).await.expect("first");
+            let staging = wh.staging("t").expect("staging");
+            assert_eq!(
+                wh.commit(&staging, Path::new("t")).await.expect("empty"),
+                Some(1)
+            );
+            let ctx = crate::session::new_context();
+            wh.register(&ctx, "t").await.expect("register");
+            let schema = ctx.table("t").await.expect("table").schema().clone();
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            assert_eq!(names, ["n"]);
+            assert!(query(&ctx, "SELECT count(*) AS c FROM t")
+                .await
+                .contains("| 0 |"));
         }
     }
 
